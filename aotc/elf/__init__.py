@@ -1,0 +1,1 @@
+"""Reading guest ELF executables."""

@@ -1,0 +1,1 @@
+"""The abstract builder that instruction semantics are written against."""

@@ -1,0 +1,1 @@
+"""riscv64 (RV64GC) guest support: decoder, semantics, state layout."""

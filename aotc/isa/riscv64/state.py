@@ -1,0 +1,36 @@
+"""The riscv64 guest CPU state, defined once.
+
+Translated code, the interpreter, the runtime and the syscall layer all use
+these offsets.  ``GuestState`` is the ctypes view; ``OFFSETS`` names every
+field's byte offset for code generators.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+
+class GuestState(ctypes.Structure):
+    _fields_ = [
+        ("x", ctypes.c_uint64 * 32),     # integer registers; x[0] stays 0
+        ("f", ctypes.c_uint64 * 32),     # FP registers, raw bits (singles NaN-boxed)
+        ("pc", ctypes.c_uint64),         # guest pc to resume at / of the exit
+        ("fcsr", ctypes.c_uint64),       # frm << 5 | fflags
+        ("reservation", ctypes.c_uint64),  # LR/SC reserved address, or ~0
+        ("fault_pc", ctypes.c_uint64),   # pc of the last memory access (fault reports)
+        ("exit_info", ctypes.c_uint64),  # extra word for an exit (e.g. illegal bits)
+        ("insns", ctypes.c_uint64),      # reserved for statistics
+    ]
+
+
+OFFSETS: dict[str, int] = {name: getattr(GuestState, name).offset for name, _ in GuestState._fields_}
+STATE_SIZE = ctypes.sizeof(GuestState)
+
+# Exit codes a translated block returns to the native dispatch loop.
+EXIT_CONTINUE = 0   # look up state.pc and keep running (dispatcher-internal)
+EXIT_SYSCALL = 1    # ecall at state.pc
+EXIT_MISS = 2       # no translation for state.pc
+EXIT_ILLEGAL = 3    # illegal instruction at state.pc (exit_info = bits)
+EXIT_BREAK = 4      # ebreak at state.pc
+EXIT_FAULT = 5      # host fault inside the arena (set by the fault handler)
+EXIT_FENCE_I = 6    # fence.i at state.pc; resume at state.pc + size

@@ -1,0 +1,1 @@
+"""Image verification and mapping: verify, then map, from the same bytes."""

@@ -1,0 +1,1 @@
+"""aotrun's execution engine: guest memory, syscalls, dispatch."""

@@ -1,0 +1,244 @@
+"""The guest arena: one reserved host range that holds all guest memory.
+
+A guest address ``g`` lives at host address ``base + (g & (size - 1))``;
+translated code computes exactly that, so no guest address can name host
+memory outside the arena.  Pages the guest has not mapped are PROT_NONE on
+the host, so a stray guest access faults and becomes a guest SIGSEGV.
+
+The runtime (syscalls, loader) reaches guest memory only through this class,
+which checks the guest's own view of permissions first (``GuestMemoryError``
+becomes -EFAULT).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import ctypes.util
+import mmap as _mmap
+from dataclasses import dataclass
+
+from aotc.errors import GuestMemoryError, RuntimeSetupError
+
+PAGE = 4096
+PROT_NONE = 0
+PROT_READ = 1
+PROT_WRITE = 2
+PROT_EXEC = 4
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+_MAP_PRIVATE = 0x02
+_MAP_ANONYMOUS = 0x20
+_MAP_NORESERVE = 0x4000
+_MAP_FIXED = 0x10
+_MADV_DONTNEED = 4
+# Bytes past the arena's end kept PROT_NONE, so an access that starts at the
+# last guest byte and runs over the end faults instead of leaving the arena.
+GUARD = 1 << 16
+
+
+def page_down(x: int) -> int:
+    return x & ~(PAGE - 1)
+
+
+def page_up(x: int) -> int:
+    return (x + PAGE - 1) & ~(PAGE - 1)
+
+
+@dataclass
+class Mapping:
+    """One guest page range with the guest's view of its permissions."""
+
+    start: int
+    end: int
+    prot: int
+    name: str = ""
+
+
+class GuestMemory:
+    """Reserve, map and access the guest arena."""
+
+    def __init__(self, bits: int = 32) -> None:
+        self.bits = bits
+        self.size = 1 << bits
+        self.mask = self.size - 1
+        addr = _libc.mmap(None, self.size + GUARD, PROT_NONE,
+                          _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_NORESERVE, -1, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise RuntimeSetupError(f"cannot reserve a {self.size >> 20} MiB guest arena "
+                                    f"(errno {ctypes.get_errno()})")
+        self.base: int = addr
+        # Sorted, non-overlapping page ranges the guest has mapped.
+        self._maps: list[Mapping] = []
+        self.mapped_bytes = 0
+
+    # -- mapping ---------------------------------------------------------
+    def _host_protect(self, start: int, end: int, prot: int) -> None:
+        host_prot = prot & (PROT_READ | PROT_WRITE)
+        if prot & PROT_EXEC:
+            # Translated code reads guest code bytes only at build/JIT time;
+            # the host never executes them.  Keep them readable for the JIT.
+            host_prot |= PROT_READ
+        if _libc.mprotect(self.base + start, end - start, host_prot) != 0:
+            raise RuntimeSetupError(f"mprotect of guest range {start:#x}-{end:#x} failed "
+                                    f"(errno {ctypes.get_errno()})")
+
+    def _check_range(self, start: int, end: int) -> None:
+        if start < 0 or end > self.size or start > end:
+            raise GuestMemoryError(start, end - start)
+
+    def _split(self, addr: int) -> None:
+        """Make ``addr`` a boundary between mappings (if inside one)."""
+        for i, m in enumerate(self._maps):
+            if m.start < addr < m.end:
+                self._maps[i:i + 1] = [Mapping(m.start, addr, m.prot, m.name),
+                                       Mapping(addr, m.end, m.prot, m.name)]
+                return
+
+    def map(self, start: int, length: int, prot: int, name: str = "") -> None:
+        """Map fresh zero pages at [start, start+length), replacing what was there."""
+        start, end = page_down(start), page_up(start + length)
+        self._check_range(start, end)
+        self.unmap(start, end - start)
+        # Fresh anonymous pages give zeroes, like the kernel would.
+        got = _libc.mmap(self.base + start, end - start, PROT_NONE,
+                         _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
+        if got != self.base + start:
+            raise RuntimeSetupError(f"cannot map guest range {start:#x}-{end:#x}")
+        self._host_protect(start, end, prot)
+        keys = [m.start for m in self._maps]
+        self._maps.insert(bisect.bisect(keys, start), Mapping(start, end, prot, name))
+        self.mapped_bytes += end - start
+
+    def unmap(self, start: int, length: int) -> None:
+        start, end = page_down(start), page_up(start + length)
+        self._check_range(start, end)
+        self._split(start)
+        self._split(end)
+        kept = []
+        for m in self._maps:
+            if m.start >= start and m.end <= end:
+                self.mapped_bytes -= m.end - m.start
+                continue
+            kept.append(m)
+        if len(kept) != len(self._maps):
+            got = _libc.mmap(self.base + start, end - start, PROT_NONE,
+                             _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
+            if got != self.base + start:
+                raise RuntimeSetupError(f"cannot unmap guest range {start:#x}-{end:#x}")
+        self._maps = kept
+
+    def protect(self, start: int, length: int, prot: int) -> None:
+        """mprotect: every page in the range must be mapped (else GuestMemoryError)."""
+        start, end = page_down(start), page_up(start + length)
+        self._check_range(start, end)
+        if not self.is_mapped(start, end - start):
+            raise GuestMemoryError(start, end - start)
+        self._split(start)
+        self._split(end)
+        for m in self._maps:
+            if m.start >= start and m.end <= end:
+                m.prot = prot
+        self._host_protect(start, end, prot)
+
+    def mappings(self) -> list[Mapping]:
+        return list(self._maps)
+
+    def find_mapping(self, addr: int) -> Mapping | None:
+        keys = [m.start for m in self._maps]
+        i = bisect.bisect(keys, addr) - 1
+        if i >= 0 and self._maps[i].start <= addr < self._maps[i].end:
+            return self._maps[i]
+        return None
+
+    def is_mapped(self, addr: int, length: int, prot: int = 0) -> bool:
+        """True when every byte of [addr, addr+length) is mapped with ``prot``."""
+        end = addr + max(length, 1)
+        while addr < end:
+            m = self.find_mapping(addr)
+            if m is None or (m.prot & prot) != prot:
+                return False
+            addr = m.end
+        return True
+
+    def find_free(self, length: int, lo: int, hi: int, top_down: bool = True) -> int | None:
+        """Find a page-aligned gap of ``length`` bytes inside [lo, hi)."""
+        length = page_up(length)
+        gaps = []
+        prev = lo
+        for m in self._maps:
+            if m.end <= lo or m.start >= hi:
+                continue
+            if m.start > prev:
+                gaps.append((prev, m.start))
+            prev = max(prev, m.end)
+        if hi > prev:
+            gaps.append((prev, hi))
+        order = reversed(gaps) if top_down else gaps
+        for g0, g1 in order:
+            if g1 - g0 >= length:
+                return g1 - length if top_down else g0
+        return None
+
+    # -- access (the runtime's view; checks guest permissions) ------------
+    def host_address(self, addr: int) -> int:
+        return self.base + (addr & self.mask)
+
+    def read(self, addr: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        if addr < 0 or addr + length > self.size or not self.is_mapped(addr, length, PROT_READ):
+            raise GuestMemoryError(addr, length)
+        return ctypes.string_at(self.base + addr, length)
+
+    def write(self, addr: int, data: bytes) -> None:
+        if not data:
+            return
+        if addr < 0 or addr + len(data) > self.size or not self.is_mapped(addr, len(data), PROT_WRITE):
+            raise GuestMemoryError(addr, len(data))
+        ctypes.memmove(self.base + addr, data, len(data))
+
+    def poke(self, addr: int, data: bytes) -> None:
+        """Write regardless of guest write permission (loading segments, stack setup)."""
+        if not self.is_mapped(addr, len(data)):
+            raise GuestMemoryError(addr, len(data))
+        start, end = page_down(addr), page_up(addr + len(data))
+        self._host_protect(start, end, PROT_READ | PROT_WRITE)
+        try:
+            ctypes.memmove(self.base + addr, data, len(data))
+        finally:
+            for m in self._maps:
+                if m.end > start and m.start < end:
+                    self._host_protect(max(m.start, start), min(m.end, end), m.prot)
+
+    def read_cstring(self, addr: int, limit: int = 1 << 16) -> bytes:
+        out = bytearray()
+        while len(out) < limit:
+            m = self.find_mapping(addr)
+            if m is None or not m.prot & PROT_READ:
+                raise GuestMemoryError(addr, 1)
+            chunk = ctypes.string_at(self.base + addr, min(m.end - addr, 256))
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                out += chunk[:nul]
+                return bytes(out)
+            out += chunk
+            addr += len(chunk)
+        raise GuestMemoryError(addr, 1)
+
+    def read_u64(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 8), "little")
+
+    def write_u64(self, addr: int, value: int) -> None:
+        self.write(addr, (value & (1 << 64) - 1).to_bytes(8, "little"))
+
+    def release(self) -> None:
+        if self.base:
+            _libc.munmap(self.base, self.size + GUARD)
+            self.base = 0
