@@ -1,0 +1,258 @@
+"""Read a guest ELF executable into a ``GuestElf``.
+
+Only what running a static Linux user-mode guest needs is kept: the loadable
+segments, the entry point, where the program headers live in guest memory
+(AT_PHDR), function symbols (if not stripped), the TLS template and a hash
+of the file.  Every problem is reported as one ``ElfError`` (or its subclass
+``UnsupportedGuestError`` for well-formed ELFs this version cannot run) with a
+one-line message; pyelftools' own exceptions never escape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from aotc.elf.segments import PF_R, PF_W, PF_X, GuestSegment
+from aotc.errors import ElfError, UnsupportedGuestError
+
+__all__ = ["GuestElf", "GuestTls", "read_guest_elf", "read_guest_elf_bytes",
+           "ARENA_SIZE", "PF_R", "PF_W", "PF_X"]
+
+# Our guest arena is 32 bits wide (see runtime/guest_memory.py).
+ARENA_SIZE = 1 << 32
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+EM_RISCV = 243
+_ISA_BY_MACHINE = {EM_RISCV: "riscv64", EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
+
+ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
+PT_LOAD, PT_INTERP, PT_PHDR, PT_TLS = 1, 3, 6, 7
+
+_EHDR64 = struct.Struct("<16sHHIQQQIHHHHHH")   # 64 bytes
+_PHDR64 = struct.Struct("<IIQQQQQQ")           # 56 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GuestTls:
+    """The PT_TLS template: initialised part [vaddr, vaddr+filesz), total memsz."""
+
+    vaddr: int
+    filesz: int
+    memsz: int
+    align: int
+
+
+@dataclass(frozen=True)
+class GuestElf:
+    path: Path
+    isa: str                                  # "riscv64" | "x86_64" | "aarch64"
+    entry: int
+    segments: tuple[GuestSegment, ...]        # PT_LOAD only, sorted by vaddr
+    phdr_vaddr: int                           # AT_PHDR (0 if not in guest memory)
+    phent: int                                # AT_PHENT
+    phnum: int                                # AT_PHNUM
+    sha256: str                               # hex digest of the file bytes
+    symbols: tuple[tuple[int, int, str], ...]  # (addr, size, name) of STT_FUNC, sorted
+    exec_ranges: tuple[tuple[int, int], ...]  # [start, end) of executable segments
+    tls: GuestTls | None
+    raw: bytes
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def __repr__(self) -> str:  # keep ``raw`` out of reprs and test failures
+        return (f"GuestElf(path={str(self.path)!r}, isa={self.isa!r}, entry={self.entry:#x}, "
+                f"segments={len(self.segments)}, symbols={len(self.symbols)})")
+
+
+def read_guest_elf(path: Path | str) -> GuestElf:
+    """Read and validate the guest executable at ``path``."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ElfError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ElfError(f"{path}: is a directory, not an ELF file") from None
+    except OSError as e:
+        raise ElfError(f"{path}: cannot read: {e.strerror or e}") from None
+    return read_guest_elf_bytes(data, path)
+
+
+def _machine_name(machine: int) -> str:
+    try:
+        from elftools.elf.descriptions import describe_e_machine
+        from elftools.elf.enums import ENUM_E_MACHINE
+    except ImportError:  # pragma: no cover - pyelftools is a dependency
+        return f"e_machine {machine}"
+    for key, value in ENUM_E_MACHINE.items():
+        if value == machine and key.startswith("EM_"):
+            desc = describe_e_machine(key)
+            return f"{desc} ({key})" if desc and desc != key else key
+    return f"unknown machine (e_machine {machine})"
+
+
+def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf:
+    """Validate ``data`` (the bytes of an ELF file called ``name``)."""
+    data = bytes(data)
+    path = Path(name)
+
+    def fail(msg: str, cls: type[ElfError] = ElfError) -> ElfError:
+        return cls(f"{path}: {msg}")
+
+    # -- e_ident: decide early with precise messages ------------------------
+    if len(data) < 4 or data[:4] != b"\x7fELF":
+        raise fail("not an ELF file")
+    if len(data) < 16:
+        raise fail(f"truncated ELF: {len(data)} bytes, the ELF identification needs 16")
+    ei_class, ei_data = data[4], data[5]
+    if ei_class == 1:
+        raise fail("32-bit ELF is not supported; aotc runs 64-bit guests", UnsupportedGuestError)
+    if ei_class != 2:
+        raise fail(f"invalid ELF class {ei_class}")
+    if ei_data == 2:
+        raise fail("big-endian ELF is not supported; aotc runs little-endian guests",
+                   UnsupportedGuestError)
+    if ei_data != 1:
+        raise fail(f"invalid ELF data encoding {ei_data}")
+    if len(data) < _EHDR64.size:
+        raise fail(f"truncated ELF: {len(data)} bytes, the ELF header needs {_EHDR64.size}")
+    (_ident, e_type, e_machine, _e_version, e_entry, e_phoff, _e_shoff, _e_flags,
+     _e_ehsize, e_phentsize, e_phnum, _e_shentsize, _e_shnum, _e_shstrndx) = _EHDR64.unpack_from(data)
+
+    isa = _ISA_BY_MACHINE.get(e_machine)
+    if isa is None:
+        raise fail(f"unsupported guest ISA: {_machine_name(e_machine)}", UnsupportedGuestError)
+    if e_type == ET_REL:
+        raise fail("relocatable object file (ET_REL), not an executable; link it first")
+    if e_type == ET_CORE:
+        raise fail("core dump (ET_CORE), not an executable")
+    if e_type not in (ET_EXEC, ET_DYN):
+        raise fail(f"not an executable (ELF type {e_type:#x})")
+
+    # -- program headers ------------------------------------------------------
+    if e_phnum == 0:
+        raise fail("no program headers; not an executable")
+    if e_phnum == 0xFFFF:
+        raise fail("extended program header numbering (PN_XNUM) is not supported",
+                   UnsupportedGuestError)
+    if e_phentsize != _PHDR64.size:
+        raise fail(f"bad program header entry size {e_phentsize} (expected {_PHDR64.size})")
+    if e_phoff + e_phnum * e_phentsize > len(data):
+        raise fail(f"truncated ELF: program headers at {e_phoff:#x} (+{e_phnum * e_phentsize}) "
+                   f"extend past the end of the {len(data)}-byte file")
+    phdrs = [_PHDR64.unpack_from(data, e_phoff + i * e_phentsize) for i in range(e_phnum)]
+
+    for p_type, _f, p_offset, _v, _pa, p_filesz, _m, _al in phdrs:
+        if p_type == PT_INTERP:
+            interp = data[p_offset:p_offset + p_filesz].split(b"\0", 1)[0]
+            interp_s = interp.decode("utf-8", "replace") or "?"
+            raise fail(f"dynamically linked executables are not supported yet "
+                       f"(PT_INTERP {interp_s}); link with -static", UnsupportedGuestError)
+    if e_type == ET_DYN:
+        raise fail("static-pie executables (ET_DYN without PT_INTERP) are not supported yet; "
+                   "link with -static -no-pie", UnsupportedGuestError)
+
+    loads = sorted((ph for ph in phdrs if ph[0] == PT_LOAD), key=lambda ph: ph[3])
+    if not loads:
+        raise fail("no PT_LOAD segments; nothing to load")
+
+    segments: list[GuestSegment] = []
+    for _t, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, _al in loads:
+        if p_filesz > p_memsz:
+            raise fail(f"segment at {p_vaddr:#x}: file size {p_filesz:#x} exceeds memory size {p_memsz:#x}")
+        if p_offset + p_filesz > len(data):
+            raise fail(f"truncated ELF: segment at {p_vaddr:#x} needs file bytes "
+                       f"{p_offset:#x}-{p_offset + p_filesz:#x} but the file has {len(data):#x}")
+        if p_vaddr + p_memsz > ARENA_SIZE:
+            raise fail(f"segment at {p_vaddr:#x} lies outside the 4 GiB guest arena",
+                       UnsupportedGuestError)
+        if p_memsz == 0:
+            continue
+        seg = GuestSegment(vaddr=p_vaddr, memsz=p_memsz, flags=p_flags & (PF_R | PF_W | PF_X),
+                           data=data[p_offset:p_offset + p_filesz])
+        if segments and segments[-1].end > seg.vaddr:
+            prev = segments[-1]
+            raise fail(f"segments at {prev.vaddr:#x} and {seg.vaddr:#x} overlap")
+        segments.append(seg)
+    if not segments:
+        raise fail("no PT_LOAD segment has a non-zero size; nothing to load")
+    if not any(s.contains(e_entry) and s.executable for s in segments):
+        raise fail(f"entry point {e_entry:#x} is not inside an executable segment")
+
+    # AT_PHDR: PT_PHDR if present, else the program headers inside a PT_LOAD.
+    phdr_vaddr = 0
+    for p_type, _f, _o, p_vaddr, _pa, _fs, _m, _al in phdrs:
+        if p_type == PT_PHDR:
+            phdr_vaddr = p_vaddr
+            break
+    else:
+        for _t, _f, p_offset, p_vaddr, _pa, p_filesz, _m, _al in loads:
+            if p_offset <= e_phoff < p_offset + p_filesz:
+                phdr_vaddr = p_vaddr + (e_phoff - p_offset)
+                break
+
+    tls = None
+    for p_type, _f, _o, p_vaddr, _pa, p_filesz, p_memsz, p_align in phdrs:
+        if p_type == PT_TLS:
+            tls = GuestTls(vaddr=p_vaddr, filesz=p_filesz, memsz=p_memsz, align=max(p_align, 1))
+            break
+
+    symbols = _function_symbols(data, fail)
+
+    return GuestElf(
+        path=path,
+        isa=isa,
+        entry=e_entry,
+        segments=tuple(segments),
+        phdr_vaddr=phdr_vaddr,
+        phent=e_phentsize,
+        phnum=e_phnum,
+        sha256=hashlib.sha256(data).hexdigest(),
+        symbols=symbols,
+        exec_ranges=tuple((s.vaddr, s.end) for s in segments if s.executable),
+        tls=tls,
+        raw=data,
+    )
+
+
+def _function_symbols(data: bytes, fail) -> tuple[tuple[int, int, str], ...]:
+    """STT_FUNC symbols with a non-zero address from .symtab (or .dynsym)."""
+    try:
+        from elftools.common.exceptions import ELFError as _PyElfError
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
+    except ImportError as e:  # pragma: no cover - pyelftools is a dependency
+        raise fail(f"pyelftools is not installed ({e})") from e
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        found: dict[tuple[int, str], int] = {}
+        tables = [s for s in elf.iter_sections() if isinstance(s, SymbolTableSection)]
+        # Prefer the full symbol table; a static binary has no .dynsym anyway.
+        tables.sort(key=lambda s: s.name != ".symtab")
+        for table in tables[:1]:
+            for sym in table.iter_symbols():
+                if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC"):
+                    continue
+                if sym["st_shndx"] == "SHN_UNDEF" or not sym["st_value"] or not sym.name:
+                    continue
+                key = (sym["st_value"], sym.name)
+                found[key] = max(found.get(key, 0), sym["st_size"])
+    except ElfError:
+        raise
+    except (_PyElfError, struct.error, ValueError, KeyError, IndexError, TypeError,
+            UnicodeDecodeError, AssertionError, EOFError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise fail(f"malformed ELF section data: {detail}") from e
+    except Exception as e:  # construct raises its own hierarchy on garbage
+        if type(e).__module__.startswith(("elftools", "construct")):
+            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise fail(f"malformed ELF section data: {detail}") from e
+        raise
+    return tuple(sorted((addr, size, nm) for (addr, nm), size in found.items()))
