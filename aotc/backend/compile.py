@@ -1,0 +1,266 @@
+"""Lift discovered blocks to LLVM IR, optimise, emit objects, link a .so.
+
+Stages (each timed, see ``BuildTimings``): lift (Python, IR text) →
+parse + optimise (LLVM new pass manager) → emit object (LLVM codegen) →
+link (system ``ld -shared``).  Lifting and compilation run in independent
+chunks across worker processes; each chunk is one LLVM module whose calls to
+blocks in other chunks are resolved by the linker (hidden symbols, so the
+calls are direct, never through the PLT).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from aotc.backend.llvm_builder import HTAB_SYMBOL, LLVMBuilder, block_symbol
+from aotc.discover import Block
+from aotc.errors import AotcError, BuildError
+from aotc.isa.riscv64.semantics import SEMANTICS, lift
+
+TRIPLE = "x86_64-unknown-linux-gnu"
+INFO_SYMBOL = "aotc_image_info"
+# Version of the code generator's output; part of every cache key.
+CODEGEN_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Untranslated:
+    pc: int
+    mnemonic: str
+    reason: str
+
+
+@dataclass
+class ChunkResult:
+    obj: bytes
+    untranslated: list[Untranslated] = field(default_factory=list)
+    lift_seconds: float = 0.0
+    llvm_seconds: float = 0.0
+    ir_bytes: int = 0
+
+
+def htab_size(count: int) -> int:
+    size = 16
+    while size < 2 * count:
+        size *= 2
+    return size
+
+
+def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
+               untranslated: list[Untranslated]) -> tuple[str, LLVMBuilder]:
+    """Lift one block; an instruction that cannot be lowered becomes a trap."""
+    stop_at = len(block.insns)
+    while True:
+        b = LLVMBuilder(block.pc, known, htab_mask=htab_mask)
+        failed: Untranslated | None = None
+        for i, insn in enumerate(block.insns[:stop_at]):
+            b.set_insn(insn.pc, insn.next_pc, insn.raw)
+            if insn.mnemonic not in SEMANTICS:
+                untranslated.append(Untranslated(insn.pc, insn.mnemonic, "no semantics"))
+                b.trap_illegal()
+                break
+            try:
+                lift(b, insn)
+            except AotcError as e:
+                failed = Untranslated(insn.pc, insn.mnemonic, str(e))
+                stop_at = i
+                break
+            if b.ended:
+                break
+        if failed is not None:
+            untranslated.append(failed)
+            # Re-lift the prefix, then trap at the failing instruction.
+            b = LLVMBuilder(block.pc, known, htab_mask=htab_mask)
+            for insn in block.insns[:stop_at]:
+                b.set_insn(insn.pc, insn.next_pc, insn.raw)
+                lift(b, insn)
+                if b.ended:
+                    break
+            if not b.ended:
+                bad = block.insns[stop_at]
+                b.set_insn(bad.pc, bad.next_pc, bad.raw)
+                b.trap_illegal()
+            return b.finish(), b
+        if not b.ended:
+            if block.bad_pc is not None:
+                b.set_insn(block.bad_pc, block.bad_pc + 2, 0)
+                untranslated.append(Untranslated(block.bad_pc, "(undecodable)", "not a valid instruction"))
+                b.trap_illegal()
+            elif block.insns:
+                last = block.insns[-1]
+                b.set_insn(last.pc, last.next_pc, last.raw)
+        return b.finish(), b
+
+
+_HEADER = f'target triple = "{TRIPLE}"\n'
+_FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" "no-trapping-math"="true" }\n'
+           '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
+
+
+def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
+             untranslated: list[Untranslated]) -> str:
+    defined: set[int] = set()
+    callees: set[int] = set()
+    decls: set[str] = set()
+    uses_htab = False
+    parts = [_HEADER]
+    for block in blocks:
+        text, b = lift_block(block, known, htab_mask, untranslated)
+        parts.append(text)
+        defined.add(block.pc)
+        callees |= b.callees
+        decls |= b.intrinsics
+        uses_htab |= b.uses_htab
+    for pc in sorted(callees - defined):
+        parts.append(f"declare hidden i64 @{block_symbol(pc)}(ptr, ptr)")
+    parts.extend(sorted(decls))
+    if uses_htab:
+        parts.append(f"@{HTAB_SYMBOL} = external hidden global [0 x [2 x i64]]")
+    parts.append(_FOOTER)
+    return "\n".join(parts)
+
+
+def table_ir(block_pcs: list[int], htab_mask: int, metadata_words: dict[str, int]) -> str:
+    """The native lookup table and the exported image info record."""
+    size = htab_mask + 1
+    slots: list[int | None] = [None] * size
+    for pc in block_pcs:
+        h = (pc >> 1) & htab_mask
+        while slots[h] is not None:
+            h = (h + 1) & htab_mask
+        slots[h] = pc
+    lines = [_HEADER]
+    for pc in block_pcs:
+        lines.append(f"declare hidden i64 @{block_symbol(pc)}(ptr, ptr)")
+    entries = []
+    for pc in slots:
+        if pc is None:
+            entries.append("{ i64, ptr } { i64 0, ptr null }")
+        else:
+            entries.append(f"{{ i64, ptr }} {{ i64 {pc}, ptr @{block_symbol(pc)} }}")
+    lines.append(f"@{HTAB_SYMBOL} = hidden constant [{size} x {{ i64, ptr }}] [\n  "
+                 + ",\n  ".join(entries) + "\n]")
+    # aotc_image_info: { htab, mask, block count, codegen version }
+    lines.append(f"@{INFO_SYMBOL} = constant {{ ptr, i64, i64, i64 }} "
+                 f"{{ ptr @{HTAB_SYMBOL}, i64 {htab_mask}, i64 {len(block_pcs)}, "
+                 f"i64 {metadata_words.get('codegen_version', CODEGEN_VERSION)} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _target_machine(opt_level: int):
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    # Baseline x86-64-v2 keeps images portable across x86_64 hosts.
+    return llvm.Target.from_triple(TRIPLE).create_target_machine(
+        cpu="x86-64-v2", opt=min(opt_level, 3), reloc="pic", codemodel="small")
+
+
+def compile_ir(ir: str, opt_level: int, name: str = "chunk") -> bytes:
+    import llvmlite.binding as llvm
+
+    tm = _target_machine(opt_level)
+    try:
+        mod = llvm.parse_assembly(ir)
+        mod.name = name
+        mod.verify()
+    except RuntimeError as e:
+        raise BuildError(f"generated LLVM IR for {name} is invalid: {str(e).splitlines()[0]}") from e
+    if opt_level > 0:
+        pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+    return tm.emit_object(mod)
+
+
+# Worker state, inherited through fork.
+_WORK: dict = {}
+
+
+def _compile_chunk(index: int) -> ChunkResult:
+    blocks: list[Block] = _WORK["chunks"][index]
+    untranslated: list[Untranslated] = []
+    t0 = time.perf_counter()
+    ir = chunk_ir(blocks, _WORK["known"], _WORK["mask"], untranslated)
+    t1 = time.perf_counter()
+    if _WORK.get("dump_dir"):
+        Path(_WORK["dump_dir"], f"chunk{index:03d}.ll").write_text(ir)
+    obj = compile_ir(ir, _WORK["opt"], f"chunk{index}")
+    t2 = time.perf_counter()
+    return ChunkResult(obj, untranslated, t1 - t0, t2 - t1, len(ir))
+
+
+def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | None = None,
+                   progress: Callable[[str], None] | None = None,
+                   dump_dir: Path | None = None) -> tuple[list[bytes], list[Untranslated], dict]:
+    """Compile every block into object files (chunked, in parallel)."""
+    pcs = sorted(blocks)
+    known = frozenset(pcs)
+    mask = htab_size(len(pcs)) - 1
+    jobs = jobs or os.cpu_count() or 1
+    # Enough chunks to balance the workers, each big enough to amortise LLVM.
+    n_chunks = max(1, min(len(pcs) // 400 + 1, jobs * 4))
+    chunks = [[blocks[pc] for pc in pcs[i::n_chunks]] for i in range(n_chunks)]
+    _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir)
+    results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]
+    try:
+        if jobs > 1 and n_chunks > 1:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(min(jobs, n_chunks)) as pool:
+                for done, (i, res) in enumerate(
+                        pool.imap_unordered(_indexed_chunk, range(n_chunks)), start=1):
+                    results[i] = res
+                    if progress:
+                        progress(f"compiled chunk {done}/{n_chunks}")
+        else:
+            for i in range(n_chunks):
+                results[i] = _compile_chunk(i)
+                if progress:
+                    progress(f"compiled chunk {i + 1}/{n_chunks}")
+    finally:
+        _WORK.clear()
+    objects = [r.obj for r in results]
+    objects.append(compile_ir(table_ir(pcs, mask, {}), 0, "table"))
+    untranslated = sorted((u for r in results for u in r.untranslated), key=lambda u: u.pc)
+    timings = {
+        "lift_seconds": round(sum(r.lift_seconds for r in results), 3),
+        "llvm_seconds": round(sum(r.llvm_seconds for r in results), 3),
+        "ir_bytes": sum(r.ir_bytes for r in results),
+        "chunks": n_chunks,
+    }
+    return objects, untranslated, timings
+
+
+def _indexed_chunk(index: int) -> tuple[int, ChunkResult]:
+    return index, _compile_chunk(index)
+
+
+def link_shared_object(objects: list[bytes]) -> bytes:
+    """Link objects into one x86_64 shared object with the system linker."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise BuildError("no C compiler driver ('cc') found to run the system linker (install gcc)")
+    with tempfile.TemporaryDirectory(prefix="aotc-link-") as tmp:
+        paths = []
+        for i, obj in enumerate(objects):
+            p = Path(tmp, f"o{i:04d}.o")
+            p.write_bytes(obj)
+            paths.append(str(p))
+        out = Path(tmp, "image.so")
+        # libm only for the rare FP helper LLVM calls out to (fma without FMA3).
+        cmd = [cc, "-shared", "-nostartfiles", "-o", str(out), *paths, "-lm",
+               "-Wl,--build-id=none,--hash-style=gnu,-z,now,-z,relro,-z,noexecstack,"
+               "-z,separate-code,--no-undefined"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError("linking the image failed: " + (proc.stderr.strip().splitlines() or ["?"])[0])
+        return out.read_bytes()

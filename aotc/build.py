@@ -1,0 +1,141 @@
+"""``aotc build``: translate a guest ELF into a signed host shared-object image."""
+
+from __future__ import annotations
+
+import io
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from aotc import __version__
+from aotc.errors import ElfError, UnsupportedGuestError
+
+ARENA_BITS = 32
+SUPPORTED_AOT_ISAS = ("riscv64",)
+
+
+@dataclass
+class BuildReport:
+    guest: str
+    output: str
+    guest_isa: str
+    engine: str
+    blocks: int = 0
+    instructions: int = 0
+    untranslated: list[dict] = field(default_factory=list)
+    entry_sources: dict[str, int] = field(default_factory=dict)
+    image_bytes: int = 0
+    host_code_bytes: int = 0
+    guest_code_bytes: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lines = [f"{self.output}: {self.guest_isa} guest, engine {self.engine}, "
+                 f"{self.blocks} blocks / {self.instructions} instructions translated "
+                 f"in {self.timings.get('total_seconds', 0):.1f} s"]
+        if self.untranslated:
+            shown = ", ".join(f"{u['pc']:#x} {u['mnemonic']}" for u in self.untranslated[:5])
+            more = f" (+{len(self.untranslated) - 5} more)" if len(self.untranslated) > 5 else ""
+            lines.append(f"  {len(self.untranslated)} instructions become SIGILL traps: {shown}{more}")
+        return "\n".join(lines)
+
+
+def _code_and_data(elf) -> tuple[list, list[bytes]]:
+    """Executable sections (or segments) as code; everything else as data to scan."""
+    from elftools.elf.elffile import ELFFile
+
+    from aotc.discover import CodeRange
+
+    code: list[CodeRange] = []
+    data: list[bytes] = []
+    try:
+        f = ELFFile(io.BytesIO(elf.raw))
+        for sec in f.iter_sections():
+            if sec["sh_type"] == "SHT_NOBITS" or not sec["sh_flags"] & 0x2:  # SHF_ALLOC
+                continue
+            blob = sec.data()
+            if sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
+                code.append(CodeRange(sec["sh_addr"], blob))
+            else:
+                data.append(blob)
+    except Exception as e:  # section headers are optional; fall back to segments
+        code, data = [], []
+        _ = e
+    if not code:
+        for seg in elf.segments:
+            (code if seg.executable else data).append(
+                CodeRange(seg.vaddr, seg.data) if seg.executable else seg.data)  # type: ignore[arg-type]
+    return code, data
+
+
+def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_level: int = 2,
+                progress: Callable[[str], None] | None = None,
+                dump_dir: Path | None = None) -> BuildReport:
+    """Translate ``guest`` and write the signed image to ``output``."""
+    from aotc.elf.guest_elf import read_guest_elf
+
+    t0 = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    elf = read_guest_elf(Path(guest))
+    if elf.isa not in SUPPORTED_AOT_ISAS:
+        raise UnsupportedGuestError(
+            f"ahead-of-time translation of {elf.isa} guests is not supported yet "
+            f"(supported: {', '.join(SUPPORTED_AOT_ISAS)})")
+    from aotc.backend.compile import CODEGEN_VERSION, compile_blocks, link_shared_object
+    from aotc.discover import discover
+    from aotc.image import ImageContents, write_image
+
+    code, data = _code_and_data(elf)
+    if not code:
+        raise ElfError(f"{guest}: no executable code found")
+    entries = {"entry": [elf.entry], "symbols": [a for a, _s, _n in elf.symbols]}
+    say(f"decoding {sum(len(c.data) for c in code)} bytes of {elf.isa} code")
+    t1 = time.perf_counter()
+    disc = discover(code, data, entries, progress=say)
+    t2 = time.perf_counter()
+    say(f"lifting and compiling {len(disc.blocks)} blocks ({disc.instructions} instructions)")
+    objects, untranslated, timings = compile_blocks(disc.blocks, opt_level=opt_level, jobs=jobs,
+                                                    progress=say, dump_dir=dump_dir)
+    t3 = time.perf_counter()
+    host_object = link_shared_object(objects)
+    t4 = time.perf_counter()
+    untranslated_list = [{"pc": u.pc, "mnemonic": u.mnemonic, "reason": u.reason} for u in untranslated]
+    metadata = {
+        "format_version": 1,
+        "guest_isa": elf.isa,
+        "host_isa": platform.machine(),
+        "engine": "aot",
+        "entry": elf.entry,
+        "phdr_vaddr": elf.phdr_vaddr,
+        "phent": elf.phent,
+        "phnum": elf.phnum,
+        "input_name": Path(guest).name,
+        "input_sha256": elf.sha256,
+        "tool_version": __version__,
+        "codegen_version": CODEGEN_VERSION,
+        "opt_level": opt_level,
+        "arena_bits": ARENA_BITS,
+        "stats": {
+            "blocks": len(disc.blocks),
+            "instructions": disc.instructions,
+            "entry_sources": disc.sources,
+            "untranslated": untranslated_list,
+        },
+    }
+    write_image(Path(output), ImageContents(host_object, metadata, tuple(elf.segments)), key)
+    t5 = time.perf_counter()
+    report = BuildReport(
+        guest=str(guest), output=str(output), guest_isa=elf.isa, engine="aot",
+        blocks=len(disc.blocks), instructions=disc.instructions, untranslated=untranslated_list,
+        entry_sources=disc.sources, image_bytes=Path(output).stat().st_size,
+        host_code_bytes=len(host_object), guest_code_bytes=sum(len(c.data) for c in code),
+        timings={"decode_seconds": round(t2 - t1, 3), **timings,
+                 "compile_seconds": round(t3 - t2, 3), "link_seconds": round(t4 - t3, 3),
+                 "total_seconds": round(t5 - t0, 3)},
+    )
+    return report

@@ -1,0 +1,218 @@
+"""Code discovery: which guest addresses start translatable blocks.
+
+Sources of entry points, strongest first:
+
+1. the ELF entry point and function symbols (when the binary has them);
+2. targets of direct branches and calls, and return addresses after calls,
+   found by recursive descent from every entry;
+3. code addresses stored in data: every aligned 64-bit and 32-bit word in a
+   non-executable section (or in the non-code parts of an executable
+   segment) whose value points into code — function pointer tables, jump
+   tables, vtables, init/fini arrays;
+4. a linear sweep of the gaps between discovered code, starting a new entry
+   after each block end (functions reached only through computed addresses).
+
+The result is a set of *leaders*; blocks run from a leader to the first
+control transfer or the next leader.  Decoding failures never stop the
+build: a leader whose bytes do not decode becomes an illegal-instruction
+block (guest SIGILL if it ever runs).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Callable
+
+from aotc.errors import DecodeError
+from aotc.isa.riscv64.decoder import decode, direct_targets, is_block_end
+from aotc.isa.riscv64.insn import Insn
+
+MAX_BLOCK_INSNS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRange:
+    start: int
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    pc: int
+    insns: tuple[Insn, ...]
+    bad_pc: int | None = None     # pc of an undecodable instruction ending the block
+
+    @property
+    def end(self) -> int:
+        if self.bad_pc is not None:
+            return self.bad_pc
+        return self.insns[-1].next_pc if self.insns else self.pc
+
+
+@dataclass
+class Discovery:
+    blocks: dict[int, Block] = field(default_factory=dict)
+    undecodable: list[int] = field(default_factory=list)   # pcs of trap blocks
+    sources: dict[str, int] = field(default_factory=dict)  # entry source -> count
+
+    @property
+    def instructions(self) -> int:
+        return sum(len(b.insns) for b in self.blocks.values())
+
+
+class _Code:
+    """Executable bytes by address."""
+
+    def __init__(self, ranges: list[CodeRange]) -> None:
+        self.ranges = sorted(ranges, key=lambda r: r.start)
+        self._starts = [r.start for r in self.ranges]
+
+    def find(self, addr: int) -> CodeRange | None:
+        i = bisect.bisect(self._starts, addr) - 1
+        if i >= 0 and addr < self.ranges[i].end:
+            return self.ranges[i]
+        return None
+
+    def contains(self, addr: int) -> bool:
+        return addr % 2 == 0 and self.find(addr) is not None
+
+
+def scan_pointers(data: bytes, code: _Code) -> set[int]:
+    """Aligned 64- and 32-bit little-endian words that point into code."""
+    found: set[int] = set()
+    mv = memoryview(data)
+    n8 = len(data) // 8
+    if n8:
+        for value in mv[: n8 * 8].cast("Q"):
+            if value and code.contains(value):
+                found.add(value)
+    n4 = len(data) // 4
+    if n4:
+        for value in mv[: n4 * 4].cast("I"):
+            if value and code.contains(value):
+                found.add(value)
+    return found
+
+
+def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: dict[str, list[int]],
+             progress: Callable[[str], None] | None = None) -> Discovery:
+    code = _Code(code_ranges)
+    result = Discovery()
+    seeds: list[int] = []
+    for source, addrs in entries.items():
+        good = [a for a in addrs if code.contains(a)]
+        result.sources[source] = len(good)
+        seeds.extend(good)
+    ptrs: set[int] = set()
+    for blob in data_ranges:
+        ptrs |= scan_pointers(blob, code)
+    result.sources["pointers in data"] = len(ptrs)
+    seeds.extend(sorted(ptrs))
+
+    leaders: set[int] = set()
+    decoded: dict[int, Insn | None] = {}
+
+    def decode_at(pc: int) -> Insn | None:
+        if pc in decoded:
+            return decoded[pc]
+        rng = code.find(pc)
+        insn: Insn | None = None
+        if rng is not None:
+            try:
+                insn = decode(rng.data, pc - rng.start, pc)
+            except DecodeError:
+                insn = None
+            except (IndexError, ValueError):
+                insn = None
+        decoded[pc] = insn
+        return insn
+
+    # Recursive descent: follow straight-line code and direct targets.
+    work = list(seeds)
+    visited: set[int] = set()
+    while work:
+        pc = work.pop()
+        if pc in visited or not code.contains(pc):
+            continue
+        leaders.add(pc)
+        while True:
+            visited.add(pc)
+            insn = decode_at(pc)
+            if insn is None:
+                break
+            for t in direct_targets(insn):
+                if t not in visited and code.contains(t):
+                    work.append(t)
+                    leaders.add(t)
+            if is_block_end(insn):
+                # Calls (they link), conditional branches, ecall and fence.i
+                # continue at the next instruction; plain jumps and ebreak don't.
+                unconditional = insn.mnemonic in ("jal", "jalr") and insn.rd == 0
+                if not unconditional and insn.mnemonic != "ebreak":
+                    nxt = insn.next_pc
+                    if code.contains(nxt):
+                        leaders.add(nxt)
+                        if nxt not in visited:
+                            work.append(nxt)
+                break
+            pc = insn.next_pc
+            if pc in visited:
+                leaders.add(pc)
+                break
+            if not code.contains(pc):
+                break
+    result.sources["recursive descent"] = len(leaders)
+
+    # Linear sweep of the gaps: anything decodable after code we know.
+    swept = 0
+    for rng in code.ranges:
+        pc = rng.start
+        after_end = True
+        while pc < rng.end:
+            if pc in visited:
+                insn = decoded.get(pc)
+                if insn is None:
+                    pc += 2
+                    after_end = True
+                    continue
+                after_end = is_block_end(insn)
+                pc = insn.next_pc
+                continue
+            insn = decode_at(pc)
+            if insn is None:
+                pc += 2
+                after_end = True
+                continue
+            if after_end:
+                leaders.add(pc)
+                swept += 1
+            visited.add(pc)
+            after_end = is_block_end(insn)
+            pc = insn.next_pc
+    result.sources["linear sweep"] = swept
+    if progress:
+        progress(f"discovered {len(leaders)} block entries")
+
+    # Form blocks: leader up to the first block end or the next leader.
+    for leader in sorted(leaders):
+        insns: list[Insn] = []
+        pc = leader
+        bad: int | None = None
+        while True:
+            insn = decode_at(pc)
+            if insn is None:
+                bad = pc
+                break
+            insns.append(insn)
+            pc = insn.next_pc
+            if is_block_end(insn) or pc in leaders or len(insns) >= MAX_BLOCK_INSNS or not code.contains(pc):
+                break
+        if bad is not None and not insns:
+            result.undecodable.append(leader)
+        result.blocks[leader] = Block(leader, tuple(insns), bad)
+    return result

@@ -1,0 +1,172 @@
+/*
+ * aotrt: the native core of aotrun.
+ *
+ * - run(): the dispatch loop.  It looks the guest pc up in the image's
+ *   native hash table and calls the translated block's host entry directly.
+ *   Translated blocks chain to each other with tail calls, so control comes
+ *   back here only for syscalls, misses, traps and table-probe slow paths;
+ *   it returns to Python only for the first three.
+ * - A SIGSEGV/SIGBUS handler that turns a fault on a guest-arena address,
+ *   raised while translated code runs, into an EXIT_FAULT return (via
+ *   siglongjmp) with the faulting guest address.  Any other fault is passed
+ *   on to the previous handler: it is a bug, not a guest fault.
+ * - SIGINT/SIGTERM keep their default action while guest code runs, so a
+ *   looping guest can be interrupted (Python's handlers only set a flag).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <ucontext.h>
+
+#define STATE_PC_OFFSET 512
+#define EXIT_CONTINUE 0
+#define EXIT_MISS 2
+#define EXIT_FAULT 5
+
+typedef uint64_t (*block_fn)(void *state, uint8_t *mem);
+struct htab_entry { uint64_t pc; block_fn fn; };
+
+static sigjmp_buf fault_env;
+static volatile sig_atomic_t in_guest;
+static uintptr_t arena_lo, arena_hi;
+static volatile uint64_t fault_addr, fault_host_pc;
+static struct sigaction old_segv, old_bus;
+static int handler_installed;
+static char *alt_stack;
+
+static void fault_handler(int sig, siginfo_t *info, void *ctx)
+{
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    if (in_guest && addr >= arena_lo && addr < arena_hi) {
+        ucontext_t *uc = (ucontext_t *)ctx;
+        fault_addr = addr - arena_lo;
+#ifdef __x86_64__
+        fault_host_pc = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+#else
+        (void)uc;
+        fault_host_pc = 0;
+#endif
+        in_guest = 0;
+        siglongjmp(fault_env, sig);
+    }
+    /* Not ours: restore the previous disposition and let the fault recur. */
+    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+    sigaction(sig, old, NULL);
+}
+
+static PyObject *py_install_fault_handler(PyObject *self, PyObject *args)
+{
+    unsigned long long lo, size;
+    if (!PyArg_ParseTuple(args, "KK", &lo, &size))
+        return NULL;
+    arena_lo = (uintptr_t)lo;
+    arena_hi = (uintptr_t)(lo + size);
+    if (!alt_stack) {
+        size_t sz = 1 << 16;
+        alt_stack = malloc(sz);
+        if (!alt_stack)
+            return PyErr_NoMemory();
+        stack_t ss = { .ss_sp = alt_stack, .ss_size = sz, .ss_flags = 0 };
+        sigaltstack(&ss, NULL);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    /* Re-install every time: someone (faulthandler) may have replaced it. */
+    struct sigaction prev;
+    sigaction(SIGSEGV, &sa, &prev);
+    if (prev.sa_sigaction != fault_handler)
+        old_segv = prev;
+    sigaction(SIGBUS, &sa, &prev);
+    if (prev.sa_sigaction != fault_handler)
+        old_bus = prev;
+    handler_installed = 1;
+    Py_RETURN_NONE;
+}
+
+static inline block_fn lookup(const struct htab_entry *tab, uint64_t mask, uint64_t pc)
+{
+    uint64_t h = (pc >> 1) & mask;
+    for (uint64_t n = 0; n <= mask; n++) {
+        const struct htab_entry *e = &tab[h];
+        if (e->pc == pc)
+            return e->fn;
+        if (e->pc == 0)
+            return NULL;
+        h = (h + 1) & mask;
+    }
+    return NULL;
+}
+
+static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry *tab, uint64_t mask,
+                           const struct htab_entry *tab2, uint64_t mask2)
+{
+    if (sigsetjmp(fault_env, 1) != 0)
+        return EXIT_FAULT;
+    in_guest = 1;
+    uint64_t r;
+    for (;;) {
+        uint64_t pc = *(uint64_t *)(state + STATE_PC_OFFSET);
+        block_fn fn = lookup(tab, mask, pc);
+        if (!fn && tab2)
+            fn = lookup(tab2, mask2, pc);
+        if (!fn) {
+            r = EXIT_MISS;
+            break;
+        }
+        r = fn(state, mem);
+        if (r != EXIT_CONTINUE)
+            break;
+    }
+    in_guest = 0;
+    return r;
+}
+
+static PyObject *py_run(PyObject *self, PyObject *args)
+{
+    unsigned long long state, mem, tab, mask, tab2 = 0, mask2 = 0;
+    if (!PyArg_ParseTuple(args, "KKKK|KK", &state, &mem, &tab, &mask, &tab2, &mask2))
+        return NULL;
+    if (!handler_installed) {
+        PyErr_SetString(PyExc_RuntimeError, "install_fault_handler() must be called first");
+        return NULL;
+    }
+    struct sigaction dfl, old_int, old_term;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &dfl, &old_int);
+    sigaction(SIGTERM, &dfl, &old_term);
+    uint64_t r;
+    Py_BEGIN_ALLOW_THREADS
+    r = run_native((uint8_t *)(uintptr_t)state, (uint8_t *)(uintptr_t)mem,
+                   (const struct htab_entry *)(uintptr_t)tab, mask,
+                   (const struct htab_entry *)(uintptr_t)tab2, mask2);
+    Py_END_ALLOW_THREADS
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return PyLong_FromUnsignedLongLong(r);
+}
+
+static PyObject *py_last_fault(PyObject *self, PyObject *noargs)
+{
+    return Py_BuildValue("KK", (unsigned long long)fault_addr, (unsigned long long)fault_host_pc);
+}
+
+static PyMethodDef methods[] = {
+    {"install_fault_handler", py_install_fault_handler, METH_VARARGS,
+     "install_fault_handler(arena_base, arena_span): turn arena faults into EXIT_FAULT."},
+    {"run", py_run, METH_VARARGS,
+     "run(state, mem, htab, mask[, htab2, mask2]) -> exit code: run translated code."},
+    {"last_fault", py_last_fault, METH_NOARGS,
+     "last_fault() -> (guest address, host pc) of the last guest fault."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
