@@ -1,0 +1,203 @@
+"""``aotc``: build, verify and inspect signed images."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aotc import __version__
+from aotc.cli_errors import ErrorReportingGroup
+from aotc.errors import BuildError, ElfError, ImageVerificationError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(name="aotc", cls=ErrorReportingGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="aotc")
+def main() -> None:
+    """Ahead-of-time translation of Linux user-mode guests into signed host images."""
+
+
+def _default_output(guest: Path) -> Path:
+    name = guest.name[: -len(".elf")] if guest.name.endswith(".elf") and guest.name != ".elf" else guest.name
+    return Path.cwd() / f"{name}.so"
+
+
+@main.command()
+@click.argument("guest", type=click.Path(path_type=Path, dir_okay=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Image to write (default: <guest basename>.so in the current directory).")
+@click.option("--key", "key_path", type=click.Path(path_type=Path), default=None,
+              help="Ed25519 private key (PEM) to sign with (default: your per-user key).")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Parallel compile jobs (default: number of CPUs).")
+@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True,
+              help="LLVM optimisation level.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print progress to stderr.")
+def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool,
+          jobs: int | None, opt_level: int, quiet: bool) -> None:
+    """Translate GUEST (a static riscv64 Linux ELF) into a signed image."""
+    from aotc.keys import load_or_create_signing_key, load_private_key
+
+    if not guest.exists():
+        raise ElfError(f"{guest}: no such file")
+    if guest.is_dir():
+        raise ElfError(f"{guest}: is a directory")
+    output = output if output is not None else _default_output(guest)
+    if output.exists() and output.resolve() == guest.resolve():
+        raise BuildError(f"output {output} would overwrite the guest; choose another -o")
+    key = load_private_key(key_path) if key_path is not None else load_or_create_signing_key()
+
+    from aotc.build import build_image
+
+    progress = None if quiet else (lambda message: click.echo(message, err=True))
+    report = build_image(guest, output, key=key, jobs=jobs, opt_level=opt_level, progress=progress)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        click.echo(report.summary())
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Replace an existing key.")
+@click.option("--dir", "key_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Key directory (default: $AOTC_CONFIG_DIR, $XDG_CONFIG_HOME/aotc or ~/.config/aotc).")
+def keygen(force: bool, key_dir: Path | None) -> None:
+    """Create your Ed25519 signing key."""
+    from aotc.keys import default_key_dir, fingerprint, generate_key, private_key_path, public_key_path
+
+    key_dir = key_dir if key_dir is not None else default_key_dir()
+    key = generate_key(key_dir, force=force)
+    click.echo(f"signing key: {private_key_path(key_dir)}")
+    click.echo(f"public key:  {public_key_path(key_dir)}")
+    click.echo(f"fingerprint: {fingerprint(key.public_key())}")
+
+
+_trust_option = click.option(
+    "--trust", "trust", multiple=True, type=click.Path(path_type=Path),
+    help="Also trust this public key (PEM, raw or hex; repeatable).",
+)
+
+
+@main.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@_trust_option
+def verify(image: Path, trust: tuple[Path, ...]) -> None:
+    """Check that IMAGE is intact and signed by a trusted key."""
+    from aotc.image import verify_signature
+    from aotc.keys import fingerprint, trusted_keys
+    from loader import read_image_file
+
+    parsed = read_image_file(image)
+    keys = trusted_keys(trust)
+    try:
+        verify_signature(parsed, keys)
+    except ImageVerificationError as error:
+        raise ImageVerificationError(f"{image}: {error}") from None
+    assert parsed.public_key is not None
+    click.echo(f"OK: signed by {fingerprint(parsed.public_key)} (trusted)")
+
+
+def _flags(flags: int) -> str:
+    return ("r" if flags & 4 else "-") + ("w" if flags & 2 else "-") + ("x" if flags & 1 else "-")
+
+
+def _describe(image: Path, parsed: Any, status: Any) -> dict:
+    contents = parsed.contents
+    meta = contents.metadata
+    stats = meta.get("stats", {}) if isinstance(meta.get("stats"), dict) else {}
+    untranslated = stats.get("untranslated", []) or []
+    return {
+        "path": str(image),
+        "size": parsed.size,
+        "signature": status.to_dict(),
+        "guest_isa": meta.get("guest_isa"),
+        "host_isa": meta.get("host_isa"),
+        "engine": meta.get("engine"),
+        "entry": meta.get("entry"),
+        "input_sha256": meta.get("input_sha256"),
+        "tool_version": meta.get("tool_version"),
+        "blocks": stats.get("blocks"),
+        "instructions": stats.get("instructions"),
+        "untranslated_count": len(untranslated),
+        "host_code_bytes": len(contents.host_object),
+        "segments": [
+            {"vaddr": s.vaddr, "memsz": s.memsz, "filesz": len(s.data), "flags": _flags(s.flags)}
+            for s in contents.segments
+        ],
+        "metadata": meta,
+    }
+
+
+def _hex(value: Any) -> str:
+    return f"{value:#x}" if isinstance(value, int) else str(value)
+
+
+def _untranslated_text(item: Any) -> str:
+    if isinstance(item, dict):
+        text = _hex(item.get("pc"))
+        if item.get("mnemonic"):
+            text += f" {item['mnemonic']}"
+        return text
+    return _hex(item)
+
+
+@main.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_trust_option
+def inspect(image: Path, as_json: bool, trust: tuple[Path, ...]) -> None:
+    """Show what IMAGE contains and whether its signature is valid and trusted."""
+    from aotc.image import signature_status
+    from aotc.keys import trusted_keys
+    from loader import read_image_file
+
+    parsed = read_image_file(image)
+    status = signature_status(parsed, trusted_keys(trust))
+    info = _describe(image, parsed, status)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+
+    sig = status.to_dict()
+    if not sig["signed"]:
+        sig_text = "NOT SIGNED"
+    elif not sig["valid"]:
+        sig_text = "INVALID: image was modified"
+    elif sig["trusted"]:
+        sig_text = f"valid, signed by {sig['fingerprint']} (trusted)"
+    else:
+        sig_text = f"valid, signed by {sig['fingerprint']} (NOT trusted)"
+    untranslated = info["metadata"].get("stats", {}).get("untranslated", []) or []
+    shown = ", ".join(_untranslated_text(u) for u in untranslated[:5])
+    if len(untranslated) > 5:
+        shown += f", ... (+{len(untranslated) - 5} more)"
+    lines = [
+        f"image:         {image} ({info['size']} bytes)",
+        f"signature:     {sig_text}",
+        f"guest ISA:     {info['guest_isa']}",
+        f"host ISA:      {info['host_isa']}",
+        f"engine:        {info['engine']}",
+        f"entry:         {_hex(info['entry'])}",
+        f"input sha256:  {info['input_sha256']}",
+        f"tool version:  {info['tool_version']}",
+        f"translated:    {info['blocks']} blocks, {info['instructions']} instructions",
+        f"untranslated:  {info['untranslated_count']}" + (f" ({shown})" if shown else ""),
+        f"host code:     {info['host_code_bytes']} bytes",
+        f"segments:      {len(info['segments'])}",
+    ]
+    for seg in info["segments"]:
+        lines.append(
+            f"  {seg['vaddr']:#018x}-{seg['vaddr'] + seg['memsz']:#018x} {seg['flags']} "
+            f"memsz {seg['memsz']:#x} filesz {seg['filesz']:#x}"
+        )
+    click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
