@@ -1,0 +1,458 @@
+"""Table-driven RV64GC decoder: bytes -> ``Insn``.
+
+``decode(code, offset, pc)`` decodes one instruction (RV64 I, M, A, F, D, C,
+Zicsr, Zifencei).  Compressed instructions are expanded to the base
+instruction they stand for (``size == 2``, ``compressed == True``).
+
+Decoding work is cached per instruction word: the first time a word is seen
+its fields are computed into a tuple; afterwards ``decode`` only builds the
+``Insn``.  Reserved or illegal encodings raise ``DecodeError``.
+
+Notes on fields beyond ``Insn``'s docstring:
+
+* ``fence`` carries the 12-bit ``fm|pred|succ`` field (unsigned) in ``imm``
+  (``fence.tso`` and ``pause`` decode as ``fence``); ``fence.i`` has imm 0.
+* FP instructions with a rounding-mode field keep it in ``rm`` even when it is
+  the reserved value 5 or 6; the semantics trap on those.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aotc.errors import DecodeError
+from aotc.isa.riscv64.insn import Insn
+
+__all__ = ["decode", "is_block_end", "direct_targets", "BRANCHES", "FP_RM_MNEMONICS"]
+
+_MASK64: Final = (1 << 64) - 1
+
+# Field tuple: (mnemonic, rd, rs1, rs2, rs3, imm, rm, csr, aq, rl)
+_Fields = tuple[str, int, int, int, int, int, int, int, bool, bool]
+
+
+def _sx(value: int, bits: int) -> int:
+    """Sign-extend the low ``bits`` of ``value``."""
+    sign = 1 << (bits - 1)
+    return (value & (sign - 1)) - (value & sign)
+
+
+class _Illegal(Exception):
+    """Internal: the word is not a valid instruction (message only, no pc)."""
+
+
+def _f(m: str, rd: int = 0, rs1: int = 0, rs2: int = 0, rs3: int = 0, imm: int = 0,
+       rm: int = 0, csr: int = 0, aq: bool = False, rl: bool = False) -> _Fields:
+    return (m, rd, rs1, rs2, rs3, imm, rm, csr, aq, rl)
+
+
+# --------------------------------------------------------------------------
+# 32-bit tables
+# --------------------------------------------------------------------------
+
+_BRANCH = {0: "beq", 1: "bne", 4: "blt", 5: "bge", 6: "bltu", 7: "bgeu"}
+_LOAD = {0: "lb", 1: "lh", 2: "lw", 3: "ld", 4: "lbu", 5: "lhu", 6: "lwu"}
+_STORE = {0: "sb", 1: "sh", 2: "sw", 3: "sd"}
+_OPIMM = {0: "addi", 2: "slti", 3: "sltiu", 4: "xori", 6: "ori", 7: "andi"}
+# (funct7, funct3) -> mnemonic
+_OP = {
+    (0x00, 0): "add", (0x20, 0): "sub", (0x00, 1): "sll", (0x00, 2): "slt",
+    (0x00, 3): "sltu", (0x00, 4): "xor", (0x00, 5): "srl", (0x20, 5): "sra",
+    (0x00, 6): "or", (0x00, 7): "and",
+    (0x01, 0): "mul", (0x01, 1): "mulh", (0x01, 2): "mulhsu", (0x01, 3): "mulhu",
+    (0x01, 4): "div", (0x01, 5): "divu", (0x01, 6): "rem", (0x01, 7): "remu",
+}
+_OP32 = {
+    (0x00, 0): "addw", (0x20, 0): "subw", (0x00, 1): "sllw", (0x00, 5): "srlw",
+    (0x20, 5): "sraw",
+    (0x01, 0): "mulw", (0x01, 4): "divw", (0x01, 5): "divuw", (0x01, 6): "remw",
+    (0x01, 7): "remuw",
+}
+_AMO = {
+    0x00: "amoadd", 0x01: "amoswap", 0x02: "lr", 0x03: "sc", 0x04: "amoxor",
+    0x08: "amoor", 0x0C: "amoand", 0x10: "amomin", 0x14: "amomax",
+    0x18: "amominu", 0x1C: "amomaxu",
+}
+_CSR = {1: "csrrw", 2: "csrrs", 3: "csrrc", 5: "csrrwi", 6: "csrrsi", 7: "csrrci"}
+_FMA = {0x43: "fmadd", 0x47: "fmsub", 0x4B: "fnmsub", 0x4F: "fnmadd"}
+_FMT = {0: "s", 1: "d"}
+_FARITH = {0x00: "fadd", 0x04: "fsub", 0x08: "fmul", 0x0C: "fdiv"}
+_FSGNJ = {0: "fsgnj", 1: "fsgnjn", 2: "fsgnjx"}
+_FMINMAX = {0: "fmin", 1: "fmax"}
+_FCMP = {0: "fle", 1: "flt", 2: "feq"}
+_FCVT_INT = {0: "w", 1: "wu", 2: "l", 3: "lu"}
+
+#: Mnemonics whose ``rm`` field is a rounding mode.
+FP_RM_MNEMONICS: Final = frozenset(
+    [f"{op}.{t}" for op in ("fadd", "fsub", "fmul", "fdiv", "fsqrt", "fmadd", "fmsub", "fnmsub", "fnmadd")
+     for t in "sd"]
+    + [f"fcvt.{i}.{t}" for i in _FCVT_INT.values() for t in "sd"]
+    + [f"fcvt.{t}.{i}" for i in _FCVT_INT.values() for t in "sd"]
+    + ["fcvt.s.d", "fcvt.d.s"]
+)
+
+BRANCHES: Final = frozenset(_BRANCH.values())
+
+
+def _decode32(w: int) -> _Fields:
+    op = w & 0x7F
+    rd = (w >> 7) & 0x1F
+    f3 = (w >> 12) & 7
+    rs1 = (w >> 15) & 0x1F
+    rs2 = (w >> 20) & 0x1F
+    f7 = w >> 25
+    if op == 0x13:  # OP-IMM
+        imm = _sx(w >> 20, 12)
+        if f3 == 1:
+            if w >> 26:
+                raise _Illegal("reserved slli encoding")
+            return _f("slli", rd, rs1, imm=(w >> 20) & 0x3F)
+        if f3 == 5:
+            hi = w >> 26
+            if hi == 0:
+                return _f("srli", rd, rs1, imm=(w >> 20) & 0x3F)
+            if hi == 0x10:
+                return _f("srai", rd, rs1, imm=(w >> 20) & 0x3F)
+            raise _Illegal("reserved shift encoding")
+        return _f(_OPIMM[f3], rd, rs1, imm=imm)
+    if op == 0x03:  # LOAD
+        m = _LOAD.get(f3)
+        if m is None:
+            raise _Illegal("reserved load width")
+        return _f(m, rd, rs1, imm=_sx(w >> 20, 12))
+    if op == 0x23:  # STORE
+        m = _STORE.get(f3)
+        if m is None:
+            raise _Illegal("reserved store width")
+        return _f(m, 0, rs1, rs2, imm=_sx(((w >> 25) << 5) | rd, 12))
+    if op == 0x33:  # OP
+        m = _OP.get((f7, f3))
+        if m is None:
+            raise _Illegal("reserved OP encoding")
+        return _f(m, rd, rs1, rs2)
+    if op == 0x3B:  # OP-32
+        m = _OP32.get((f7, f3))
+        if m is None:
+            raise _Illegal("reserved OP-32 encoding")
+        return _f(m, rd, rs1, rs2)
+    if op == 0x1B:  # OP-IMM-32
+        if f3 == 0:
+            return _f("addiw", rd, rs1, imm=_sx(w >> 20, 12))
+        if f3 == 1 and f7 == 0:
+            return _f("slliw", rd, rs1, imm=rs2)
+        if f3 == 5 and f7 == 0:
+            return _f("srliw", rd, rs1, imm=rs2)
+        if f3 == 5 and f7 == 0x20:
+            return _f("sraiw", rd, rs1, imm=rs2)
+        raise _Illegal("reserved OP-IMM-32 encoding")
+    if op == 0x37:
+        return _f("lui", rd, imm=_sx(w & 0xFFFFF000, 32))
+    if op == 0x17:
+        return _f("auipc", rd, imm=_sx(w & 0xFFFFF000, 32))
+    if op == 0x6F:
+        imm = (((w >> 31) & 1) << 20) | (((w >> 21) & 0x3FF) << 1) | (((w >> 20) & 1) << 11) | (w & 0xFF000)
+        return _f("jal", rd, imm=_sx(imm, 21))
+    if op == 0x67:
+        if f3:
+            raise _Illegal("reserved jalr encoding")
+        return _f("jalr", rd, rs1, imm=_sx(w >> 20, 12))
+    if op == 0x63:
+        m = _BRANCH.get(f3)
+        if m is None:
+            raise _Illegal("reserved branch encoding")
+        imm = (((w >> 31) & 1) << 12) | (((w >> 7) & 1) << 11) | (((w >> 25) & 0x3F) << 5) | (((w >> 8) & 0xF) << 1)
+        return _f(m, 0, rs1, rs2, imm=_sx(imm, 13))
+    if op == 0x73:  # SYSTEM
+        if f3 == 0:
+            if w == 0x00000073:
+                return _f("ecall")
+            if w == 0x00100073:
+                return _f("ebreak")
+            raise _Illegal("privileged or reserved SYSTEM instruction")
+        m = _CSR.get(f3)
+        if m is None:
+            raise _Illegal("reserved SYSTEM encoding")
+        csr = w >> 20
+        if f3 >= 5:
+            return _f(m, rd, 0, imm=rs1, csr=csr)
+        return _f(m, rd, rs1, csr=csr)
+    if op == 0x0F:  # MISC-MEM
+        if f3 == 0:
+            return _f("fence", imm=w >> 20)
+        if f3 == 1:
+            return _f("fence.i")
+        raise _Illegal("reserved MISC-MEM encoding")
+    if op == 0x2F:  # AMO
+        if f3 not in (2, 3):
+            raise _Illegal("reserved AMO width")
+        base = _AMO.get(w >> 27)
+        if base is None:
+            raise _Illegal("reserved AMO operation")
+        if base == "lr" and rs2:
+            raise _Illegal("lr with rs2 != 0")
+        return _f(f"{base}.{'w' if f3 == 2 else 'd'}", rd, rs1, rs2,
+                  aq=bool((w >> 26) & 1), rl=bool((w >> 25) & 1))
+    if op == 0x07 or op == 0x27:  # LOAD-FP / STORE-FP
+        if f3 == 2:
+            t = "w"
+        elif f3 == 3:
+            t = "d"
+        else:
+            raise _Illegal("unsupported FP load/store width")
+        if op == 0x07:
+            return _f("fl" + t, rd, rs1, imm=_sx(w >> 20, 12))
+        return _f("fs" + t, 0, rs1, rs2, imm=_sx(((w >> 25) << 5) | rd, 12))
+    if op in _FMA:
+        t = _FMT.get(f7 & 3)
+        if t is None:
+            raise _Illegal("unsupported FP format")
+        return _f(f"{_FMA[op]}.{t}", rd, rs1, rs2, w >> 27, rm=f3)
+    if op == 0x53:
+        return _decode_opfp(w, rd, f3, rs1, rs2, f7)
+    raise _Illegal("unknown opcode")
+
+
+def _decode_opfp(w: int, rd: int, f3: int, rs1: int, rs2: int, f7: int) -> _Fields:
+    t = _FMT.get(f7 & 3)
+    if t is None:
+        raise _Illegal("unsupported FP format")
+    g = f7 & 0x7C
+    if g in _FARITH:
+        return _f(f"{_FARITH[g]}.{t}", rd, rs1, rs2, rm=f3)
+    if g == 0x2C:
+        if rs2:
+            raise _Illegal("fsqrt with rs2 != 0")
+        return _f(f"fsqrt.{t}", rd, rs1, rm=f3)
+    if g == 0x10:
+        m = _FSGNJ.get(f3)
+        if m is None:
+            raise _Illegal("reserved fsgnj encoding")
+        return _f(f"{m}.{t}", rd, rs1, rs2)
+    if g == 0x14:
+        m = _FMINMAX.get(f3)
+        if m is None:
+            raise _Illegal("reserved fmin/fmax encoding")
+        return _f(f"{m}.{t}", rd, rs1, rs2)
+    if g == 0x20:
+        # fcvt.s.d (f7=0x20, rs2=1) / fcvt.d.s (f7=0x21, rs2=0)
+        if t == "s" and rs2 == 1:
+            return _f("fcvt.s.d", rd, rs1, rm=f3)
+        if t == "d" and rs2 == 0:
+            return _f("fcvt.d.s", rd, rs1, rm=f3)
+        raise _Illegal("reserved FP conversion")
+    if g == 0x50:
+        m = _FCMP.get(f3)
+        if m is None:
+            raise _Illegal("reserved FP compare")
+        return _f(f"{m}.{t}", rd, rs1, rs2)
+    if g == 0x60:
+        i = _FCVT_INT.get(rs2)
+        if i is None:
+            raise _Illegal("reserved FP to integer conversion")
+        return _f(f"fcvt.{i}.{t}", rd, rs1, rm=f3)
+    if g == 0x68:
+        i = _FCVT_INT.get(rs2)
+        if i is None:
+            raise _Illegal("reserved integer to FP conversion")
+        return _f(f"fcvt.{t}.{i}", rd, rs1, rm=f3)
+    if g == 0x70 and rs2 == 0:
+        if f3 == 0:
+            return _f("fmv.x.w" if t == "s" else "fmv.x.d", rd, rs1)
+        if f3 == 1:
+            return _f(f"fclass.{t}", rd, rs1)
+    if g == 0x78 and rs2 == 0 and f3 == 0:
+        return _f("fmv.w.x" if t == "s" else "fmv.d.x", rd, rs1)
+    raise _Illegal("reserved OP-FP encoding")
+
+
+# --------------------------------------------------------------------------
+# 16-bit (C extension) expansion
+# --------------------------------------------------------------------------
+
+def _bits(h: int, hi: int, lo: int) -> int:
+    return (h >> lo) & ((1 << (hi - lo + 1)) - 1)
+
+
+def _ci_imm6(h: int) -> int:
+    return _sx((_bits(h, 12, 12) << 5) | _bits(h, 6, 2), 6)
+
+
+def _decode16(h: int) -> _Fields:
+    q = h & 3
+    f3 = h >> 13
+    rdp = _bits(h, 4, 2) + 8      # rd' / rs2'
+    rs1p = _bits(h, 9, 7) + 8     # rs1' / rd'
+    rd = _bits(h, 11, 7)
+    rs2 = _bits(h, 6, 2)
+    if q == 0:
+        if f3 == 0:
+            imm = (_bits(h, 12, 11) << 4) | (_bits(h, 10, 7) << 6) | (_bits(h, 6, 6) << 2) | (_bits(h, 5, 5) << 3)
+            if imm == 0:
+                raise _Illegal("illegal compressed instruction (c.addi4spn imm 0)")
+            return _f("addi", rdp, 2, imm=imm)
+        if f3 == 4:
+            raise _Illegal("reserved compressed instruction")
+        if f3 == 2 or f3 == 6:  # c.lw / c.sw
+            imm = (_bits(h, 12, 10) << 3) | (_bits(h, 6, 6) << 2) | (_bits(h, 5, 5) << 6)
+        else:  # c.fld c.ld c.fsd c.sd
+            imm = (_bits(h, 12, 10) << 3) | (_bits(h, 6, 5) << 6)
+        if f3 < 4:
+            return _f(("", "fld", "lw", "ld")[f3], rdp, rs1p, imm=imm)
+        return _f(("", "fsd", "sw", "sd")[f3 - 4], 0, rs1p, rdp, imm=imm)
+    if q == 1:
+        if f3 == 0:  # c.addi / c.nop (imm-0 and rd-0 forms are hints)
+            return _f("addi", rd, rd, imm=_ci_imm6(h))
+        if f3 == 1:
+            if rd == 0:
+                raise _Illegal("reserved c.addiw with rd 0")
+            return _f("addiw", rd, rd, imm=_ci_imm6(h))
+        if f3 == 2:
+            return _f("addi", rd, 0, imm=_ci_imm6(h))
+        if f3 == 3:
+            if rd == 2:
+                imm = ((_bits(h, 12, 12) << 9) | (_bits(h, 6, 6) << 4) | (_bits(h, 5, 5) << 6)
+                       | (_bits(h, 4, 3) << 7) | (_bits(h, 2, 2) << 5))
+                if imm == 0:
+                    raise _Illegal("reserved c.addi16sp with imm 0")
+                return _f("addi", 2, 2, imm=_sx(imm, 10))
+            imm6 = _ci_imm6(h)
+            if imm6 == 0:
+                raise _Illegal("reserved c.lui with imm 0")
+            return _f("lui", rd, imm=imm6 << 12)
+        if f3 == 4:
+            f2 = _bits(h, 11, 10)
+            if f2 == 0:
+                return _f("srli", rs1p, rs1p, imm=(_bits(h, 12, 12) << 5) | rs2)
+            if f2 == 1:
+                return _f("srai", rs1p, rs1p, imm=(_bits(h, 12, 12) << 5) | rs2)
+            if f2 == 2:
+                return _f("andi", rs1p, rs1p, imm=_ci_imm6(h))
+            sel = _bits(h, 6, 5)
+            if h & 0x1000:
+                if sel >= 2:
+                    raise _Illegal("reserved compressed arithmetic")
+                return _f(("subw", "addw")[sel], rs1p, rs1p, rdp)
+            return _f(("sub", "xor", "or", "and")[sel], rs1p, rs1p, rdp)
+        if f3 == 5:
+            imm = ((_bits(h, 12, 12) << 11) | (_bits(h, 11, 11) << 4) | (_bits(h, 10, 9) << 8)
+                   | (_bits(h, 8, 8) << 10) | (_bits(h, 7, 7) << 6) | (_bits(h, 6, 6) << 7)
+                   | (_bits(h, 5, 3) << 1) | (_bits(h, 2, 2) << 5))
+            return _f("jal", 0, imm=_sx(imm, 12))
+        imm = ((_bits(h, 12, 12) << 8) | (_bits(h, 11, 10) << 3) | (_bits(h, 6, 5) << 6)
+               | (_bits(h, 4, 3) << 1) | (_bits(h, 2, 2) << 5))
+        return _f("beq" if f3 == 6 else "bne", 0, rs1p, 0, imm=_sx(imm, 9))
+    # q == 2
+    if f3 == 0:
+        return _f("slli", rd, rd, imm=(_bits(h, 12, 12) << 5) | rs2)
+    if f3 == 1 or f3 == 3:  # c.fldsp / c.ldsp
+        if f3 == 3 and rd == 0:
+            raise _Illegal("reserved c.ldsp with rd 0")
+        imm = (_bits(h, 12, 12) << 5) | (_bits(h, 6, 5) << 3) | (_bits(h, 4, 2) << 6)
+        return _f("fld" if f3 == 1 else "ld", rd, 2, imm=imm)
+    if f3 == 2:
+        if rd == 0:
+            raise _Illegal("reserved c.lwsp with rd 0")
+        imm = (_bits(h, 12, 12) << 5) | (_bits(h, 6, 4) << 2) | (_bits(h, 3, 2) << 6)
+        return _f("lw", rd, 2, imm=imm)
+    if f3 == 4:
+        if not h & 0x1000:
+            if rs2 == 0:
+                if rd == 0:
+                    raise _Illegal("reserved c.jr with rs1 0")
+                return _f("jalr", 0, rd)
+            return _f("add", rd, 0, rs2)
+        if rs2 == 0:
+            if rd == 0:
+                return _f("ebreak")
+            return _f("jalr", 1, rd)
+        return _f("add", rd, rd, rs2)
+    if f3 == 6:  # c.swsp
+        imm = (_bits(h, 12, 9) << 2) | (_bits(h, 8, 7) << 6)
+        return _f("sw", 0, 2, rs2, imm=imm)
+    # c.fsdsp / c.sdsp
+    imm = (_bits(h, 12, 10) << 3) | (_bits(h, 9, 7) << 6)
+    return _f("fsd" if f3 == 5 else "sd", 0, 2, rs2, imm=imm)
+
+
+# --------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------
+
+# Caches: instruction word -> field tuple, or an error message string.
+_CACHE16: dict[int, _Fields | str] = {}
+_CACHE32: dict[int, _Fields | str] = {}
+
+
+def _lookup(cache: dict[int, _Fields | str], word: int, fn) -> _Fields | str:  # type: ignore[no-untyped-def]
+    try:
+        r = fn(word)
+    except _Illegal as e:
+        r = str(e)
+    except KeyError:
+        r = "illegal instruction"
+    if len(cache) < 1 << 20:
+        cache[word] = r
+    return r
+
+
+def decode(code: bytes | bytearray | memoryview, offset: int, pc: int) -> Insn:
+    """Decode the instruction at ``code[offset:]``, located at guest ``pc``."""
+    n = len(code)
+    if offset + 2 > n or offset < 0:
+        raise DecodeError(pc, "truncated instruction")
+    lo = code[offset] | (code[offset + 1] << 8)
+    if lo & 3 != 3:
+        r = _CACHE16.get(lo)
+        if r is None:
+            r = _lookup(_CACHE16, lo, _decode16)
+        if type(r) is str:
+            raise DecodeError(pc, f"{r} ({lo:#06x})")
+        m, rd, rs1, rs2, rs3, imm, rm, csr, aq, rl = r  # type: ignore[misc]
+        return Insn(pc, 2, lo, m, rd, rs1, rs2, rs3, imm, rm, csr, aq, rl, True)
+    if lo & 0x1C == 0x1C:
+        raise DecodeError(pc, f"unsupported instruction length ({lo:#06x})")
+    if offset + 4 > n:
+        raise DecodeError(pc, "truncated instruction")
+    w = lo | (code[offset + 2] << 16) | (code[offset + 3] << 24)
+    r = _CACHE32.get(w)
+    if r is None:
+        r = _lookup(_CACHE32, w, _decode32)
+    if type(r) is str:
+        raise DecodeError(pc, f"{r} ({w:#010x})")
+    m, rd, rs1, rs2, rs3, imm, rm, csr, aq, rl = r  # type: ignore[misc]
+    return Insn(pc, 4, w, m, rd, rs1, rs2, rs3, imm, rm, csr, aq, rl, False)
+
+
+# CSRs the semantics implement; any other CSR access traps (see semantics/zicsr.py).
+_SUPPORTED_CSRS: Final = frozenset((0x001, 0x002, 0x003))
+_ALWAYS_END: Final = frozenset(("jal", "jalr", "ecall", "ebreak", "fence.i")) | BRANCHES
+_CSR_MNEMONICS: Final = frozenset(_CSR.values())
+
+
+def is_block_end(insn: Insn) -> bool:
+    """True if ``insn`` ends a basic block: control transfer, ecall/ebreak,
+    fence.i, or an instruction that statically always traps (unsupported CSR,
+    reserved rounding mode)."""
+    m = insn.mnemonic
+    if m in _ALWAYS_END:
+        return True
+    if m in _CSR_MNEMONICS:
+        return insn.csr not in _SUPPORTED_CSRS
+    if insn.rm in (5, 6) and m in FP_RM_MNEMONICS:
+        return True
+    return False
+
+
+def direct_targets(insn: Insn) -> tuple[int, ...]:
+    """Statically known successor pcs of a control transfer.
+
+    Conditional branches give ``(taken_target, fallthrough)``; ``jal`` gives
+    ``(target,)`` (the return address of a call is not included); everything
+    else, including ``jalr``, gives ``()``.
+    """
+    m = insn.mnemonic
+    if m == "jal":
+        return ((insn.pc + insn.imm) & _MASK64,)
+    if m in BRANCHES:
+        return ((insn.pc + insn.imm) & _MASK64, (insn.pc + insn.size) & _MASK64)
+    return ()
