@@ -23,7 +23,6 @@ from typing import Callable, Iterable
 from aotc.backend.llvm_builder import HTAB_SYMBOL, LLVMBuilder, block_symbol
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError
-from aotc.isa.riscv64.semantics import SEMANTICS, lift
 
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
@@ -57,6 +56,8 @@ def htab_size(count: int) -> int:
 def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                untranslated: list[Untranslated]) -> tuple[str, LLVMBuilder]:
     """Lift one block; an instruction that cannot be lowered becomes a trap."""
+    from aotc.isa.riscv64.semantics import SEMANTICS, lift
+
     stop_at = len(block.insns)
     while True:
         b = LLVMBuilder(block.pc, known, htab_mask=htab_mask)
