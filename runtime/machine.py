@@ -50,7 +50,7 @@ class Machine:
         from runtime.guest_memory import GUARD, GuestMemory
         from runtime.linux.abi import RISCV64_ABI
         from runtime.linux.kernel import LinuxKernel
-        from runtime.process import build_initial_stack, load_segments
+        from runtime.process import AuxvInfo, build_initial_stack, load_segments
 
         meta = image.metadata
         if meta.get("guest_isa") != "riscv64" or meta.get("engine") != "aot":
@@ -61,9 +61,10 @@ class Machine:
         self.mem = GuestMemory(bits=int(meta.get("arena_bits", 32)))
         _native.install_fault_handler(self.mem.base, self.mem.size + GUARD)
         brk = load_segments(self.mem, image.segments)
-        sp = build_initial_stack(self.mem, argv=list(argv), envp=list(envp), isa="riscv64",
-                                 entry=int(meta["entry"]), phdr=int(meta["phdr_vaddr"]),
-                                 phent=int(meta["phent"]), phnum=int(meta["phnum"]))
+        auxv = AuxvInfo(entry=int(meta["entry"]), phdr_vaddr=int(meta["phdr_vaddr"]),
+                        phent=int(meta["phent"]), phnum=int(meta["phnum"]))
+        sp = build_initial_stack(self.mem, argv=list(argv), envp=list(envp), auxv_info=auxv,
+                                 isa="riscv64")
         self.kernel = LinuxKernel(self.mem, RISCV64_ABI, brk_start=brk,
                                   exe_path=exe_path, strace=strace)
         self.state = GuestState()
