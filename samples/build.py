@@ -63,6 +63,10 @@ COMMON_CFLAGS = [
 # glibc (gcc) builds: libatomic for the 8/16-bit atomics gcc 12 does not
 # inline on riscv64.
 GNU_LIBS = ["-lm", "-latomic"]
+# Per-sample extra flags. floats changes the rounding mode at run time:
+# without -frounding-math gcc may expand rint() inline in a way that is
+# only correct in round-to-nearest (x86_64 fabs/copysign trick).
+EXTRA_CFLAGS = {"floats": ["-frounding-math"]}
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,8 @@ def jobs() -> list:
         src = f"samples/src/{name}.c"
         for fl in FLAVOURS:
             libs = [] if fl == "riscv64-musl" else GNU_LIBS
-            argv = cc[fl] + ["-static"] + COMMON_CFLAGS + [src] + libs
+            argv = (cc[fl] + ["-static"] + COMMON_CFLAGS
+                    + EXTRA_CFLAGS.get(name, []) + [src] + libs)
             out.append(Job(f"{name}.{fl}", argv, src))
     for name in ASM_SAMPLES:
         src = f"samples/src/{name}.S"

@@ -135,8 +135,10 @@ int main(void)
     static const char *syll[] = {"ka", "lo", "mi", "ne", "ru", "sa", "to", "vi"};
     for (int i = 0; i < 300; i++) {
         recs[i].key = (int)(rnd() % 1000);
-        snprintf(recs[i].name, sizeof recs[i].name, "%s%s%s", syll[rnd() % 8],
-                 syll[rnd() % 8], syll[rnd() % 8]);
+        /* three separate statements: argument evaluation order is unspecified */
+        unsigned s0 = rnd() % 8, s1 = rnd() % 8, s2 = rnd() % 8;
+        snprintf(recs[i].name, sizeof recs[i].name, "%s%s%s", syll[s0], syll[s1],
+                 syll[s2]);
         recs[i].weight = (double)(rnd() % 10000) / 16.0;
     }
     cmp_fn rec_cmps[] = {cmp_rec_key, cmp_rec_name, cmp_rec_weight};
