@@ -176,7 +176,7 @@ RISCV64_ABI = SyscallAbi(
 
 AARCH64_ABI = SyscallAbi(
     name="aarch64", machine="aarch64",
-    numbers=dict(numbers.ASM_GENERIC),
+    numbers={**numbers.ASM_GENERIC, **numbers.AARCH64_EXTRA},
     stat_kind="generic", sigaction_has_restorer=True,
     open_flag_pairs=_AARCH64_O_PAIRS, minsigstksz=5120,
 )

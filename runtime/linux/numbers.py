@@ -2,8 +2,9 @@
 
 ``ASM_GENERIC`` is the generic table (include/uapi/asm-generic/unistd.h) as
 compiled for riscv64 (``/usr/riscv64-linux-gnu/include/asm/unistd.h``),
-including the riscv-specific ``riscv_flush_icache``; aarch64 uses the same
-generic numbers.  ``X86_64`` is ``asm/unistd_64.h``.  Both were extracted from
+plus the riscv-specific ``riscv_flush_icache`` (``RISCV64_EXTRA``); aarch64
+(``/usr/aarch64-linux-gnu/include/asm/unistd.h``) is the same table plus
+``renameat`` (``AARCH64_EXTRA``, from ``__ARCH_WANT_RENAMEAT``).  ``X86_64`` is ``asm/unistd_64.h``.  Both were extracted from
 the installed kernel headers with the C preprocessor.
 """
 
@@ -319,6 +320,10 @@ ASM_GENERIC: dict[str, int] = {
 
 RISCV64_EXTRA: dict[str, int] = {
     'riscv_flush_icache': 259,
+}
+
+AARCH64_EXTRA: dict[str, int] = {
+    'renameat': 38,
 }
 
 X86_64: dict[str, int] = {
