@@ -698,3 +698,35 @@ def test_x86_64_abi_extras(mem, g, tmp_path):
         assert struct.unpack("<QQQQ", mem.read(old, 32)) == (0x1000, 0x04000000, 0x2000, 0)
     finally:
         kern.close()
+
+
+def test_strace_formats(k, g, log):
+    sc(k, "write", 1, g.bytes(b"hi\n"), 0)
+    fd = sc(k, "openat", AT_FDCWD, g.str("/dev/null"), os.O_RDONLY, 0)
+    sc(k, "fcntl", fd, 3, 0)
+    sc(k, "rt_sigprocmask", 2, 0, 0, 8)
+    sc(k, "mmap", 0, 4096, PROT_READ, 0x22, -1, 0)
+    lines = log.getvalue().splitlines()
+    assert lines[0] == 'write(1, "", 0) = 0'
+    assert lines[2].startswith(f"fcntl({fd}, F_GETFL, 0x0) = ")
+    assert lines[3] == "rt_sigprocmask(SIG_SETMASK, NULL, NULL, 8) = 0"
+    assert lines[4].startswith("mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0x0) = 0x")
+
+
+def test_aarch64_abi_kernel(mem, g, tmp_path):
+    kern = LinuxKernel(mem, AARCH64_ABI, brk_start=0x20_0000, exe_path="/bin/x")
+    try:
+        a, b = tmp_path / "a", tmp_path / "b"
+        a.write_text("1")
+        assert kern.syscall(38, [AT_FDCWD, g.str(a), AT_FDCWD, g.str(b)]) == 0   # renameat
+        assert b.exists()
+        # aarch64 O_DIRECTORY is 0o40000
+        fd = kern.syscall(56, [AT_FDCWD, g.str(tmp_path), 0o40000, 0])
+        assert fd >= 3
+        assert kern.syscall(56, [AT_FDCWD, g.str(b), 0o40000, 0]) == -errno.ENOTDIR
+        assert kern.syscall(25, [fd, 3, 0]) & 0o40000                          # F_GETFL
+        buf = g.alloc(6 * 65)
+        assert kern.syscall(160, [buf]) == 0                                    # uname
+        assert mem.read(buf + 4 * 65, 8).split(b"\0")[0] == b"aarch64"
+    finally:
+        kern.close()

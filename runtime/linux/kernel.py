@@ -258,6 +258,10 @@ _OFLAG_NAMES = [(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"),
                 (0o20000000, "__O_TMPFILE")]
 
 
+_FCNTL_NAMES = {F_DUPFD: "F_DUPFD", F_GETFD: "F_GETFD", F_SETFD: "F_SETFD", F_GETFL: "F_GETFL",
+                F_SETFL: "F_SETFL", F_DUPFD_CLOEXEC: "F_DUPFD_CLOEXEC"}
+
+
 def _fmt_oflags(flags: int) -> str:
     parts = [("O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE")[flags & 3]]
     rest = flags & ~3
@@ -440,6 +444,10 @@ class LinuxKernel:
                 return _fmt_mflags(v & 0xFFFFFFFF)
             if kind == "sig":
                 return self._signame(_s32(v)) if 0 < _s32(v) < 32 else str(_s32(v))
+            if kind == "fcntlcmd":
+                return _FCNTL_NAMES.get(_s32(v), str(_s32(v)))
+            if kind == "how":
+                return ("SIG_BLOCK", "SIG_UNBLOCK", "SIG_SETMASK")[v] if v < 3 else str(_s32(v))
             if kind == "u":
                 return str(v)
             if kind == "p":
@@ -899,7 +907,7 @@ class LinuxKernel:
         self.mem.write(arg, out[:size])
         return 0
 
-    @_sys("fcntl", "fd", "d", "x")
+    @_sys("fcntl", "fd", "fcntlcmd", "x")
     def sys_fcntl(self, fd: int, cmd: int, arg: int) -> int:
         gfd = _s32(fd)
         host = self.fds.host(gfd)
@@ -1296,7 +1304,7 @@ class LinuxKernel:
                 self.pending_signals &= ~(1 << (s - 1))
         return 0
 
-    @_sys("rt_sigprocmask", "d", "p", "p", "u")
+    @_sys("rt_sigprocmask", "how", "p", "p", "u")
     def sys_rt_sigprocmask(self, how: int, set_: int, oset: int, sigsetsize: int) -> int:
         if sigsetsize != 8:
             return -_errno.EINVAL
