@@ -31,6 +31,12 @@ from aotc.isa.riscv64.insn import Insn
 MAX_BLOCK_INSNS = 400
 
 
+def ends_block(insn: Insn) -> bool:
+    """Control transfers, plus CSR accesses: an fcsr write changes the host
+    FPU's rounding mode, and the translated block must end right after it."""
+    return is_block_end(insn) or insn.mnemonic.startswith("csrr")
+
+
 @dataclass(frozen=True, slots=True)
 class CodeRange:
     start: int
@@ -133,66 +139,63 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
         return insn
 
     # Recursive descent: follow straight-line code and direct targets.
-    work = list(seeds)
     visited: set[int] = set()
-    while work:
-        pc = work.pop()
-        if pc in visited or not code.contains(pc):
-            continue
-        leaders.add(pc)
-        while True:
-            visited.add(pc)
-            insn = decode_at(pc)
-            if insn is None:
-                break
-            for t in direct_targets(insn):
-                if t not in visited and code.contains(t):
-                    work.append(t)
-                    leaders.add(t)
-            if is_block_end(insn):
-                # Calls (they link), conditional branches, ecall and fence.i
-                # continue at the next instruction; plain jumps and ebreak don't.
-                unconditional = insn.mnemonic in ("jal", "jalr") and insn.rd == 0
-                if not unconditional and insn.mnemonic != "ebreak":
-                    nxt = insn.next_pc
-                    if code.contains(nxt):
-                        leaders.add(nxt)
-                        if nxt not in visited:
-                            work.append(nxt)
-                break
-            pc = insn.next_pc
-            if pc in visited:
-                leaders.add(pc)
-                break
-            if not code.contains(pc):
-                break
+
+    def descend(work: list[int]) -> None:
+        while work:
+            pc = work.pop()
+            if pc in visited or not code.contains(pc):
+                continue
+            leaders.add(pc)
+            while True:
+                visited.add(pc)
+                insn = decode_at(pc)
+                if insn is None:
+                    break
+                for t in direct_targets(insn):
+                    if code.contains(t):
+                        leaders.add(t)
+                        if t not in visited:
+                            work.append(t)
+                if ends_block(insn):
+                    # Calls (they link), conditional branches, ecall and fence.i
+                    # continue at the next instruction; plain jumps and ebreak don't.
+                    unconditional = insn.mnemonic in ("jal", "jalr") and insn.rd == 0
+                    if not unconditional and insn.mnemonic != "ebreak":
+                        nxt = insn.next_pc
+                        if code.contains(nxt):
+                            leaders.add(nxt)
+                            if nxt not in visited:
+                                work.append(nxt)
+                    break
+                pc = insn.next_pc
+                if pc in visited:
+                    leaders.add(pc)
+                    break
+                if not code.contains(pc):
+                    break
+
+    descend(list(seeds))
     result.sources["recursive descent"] = len(leaders)
 
-    # Linear sweep of the gaps: anything decodable after code we know.
+    # Linear sweep of the gaps: code after a block end that nothing reached
+    # starts a new entry, followed like any other (direct targets included).
     swept = 0
     for rng in code.ranges:
         pc = rng.start
         after_end = True
         while pc < rng.end:
-            if pc in visited:
-                insn = decoded.get(pc)
-                if insn is None:
-                    pc += 2
-                    after_end = True
-                    continue
-                after_end = is_block_end(insn)
-                pc = insn.next_pc
-                continue
-            insn = decode_at(pc)
+            insn = decoded.get(pc) if pc in visited else decode_at(pc)
             if insn is None:
                 pc += 2
                 after_end = True
                 continue
-            if after_end:
-                leaders.add(pc)
-                swept += 1
-            visited.add(pc)
-            after_end = is_block_end(insn)
+            if pc not in visited:
+                if after_end:
+                    swept += 1
+                    descend([pc])
+                visited.add(pc)
+            after_end = ends_block(insn)
             pc = insn.next_pc
     result.sources["linear sweep"] = swept
     if progress:
@@ -210,7 +213,7 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
                 break
             insns.append(insn)
             pc = insn.next_pc
-            if is_block_end(insn) or pc in leaders or len(insns) >= MAX_BLOCK_INSNS or not code.contains(pc):
+            if ends_block(insn) or pc in leaders or len(insns) >= MAX_BLOCK_INSNS or not code.contains(pc):
                 break
         if bad is not None and not insns:
             result.undecodable.append(leader)

@@ -74,6 +74,8 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                 failed = Untranslated(insn.pc, insn.mnemonic, str(e))
                 stop_at = i
                 break
+            if b.exit_after_insn and not b.ended:
+                b.exit_to_dispatcher(insn.next_pc)
             if b.ended:
                 break
         if failed is not None:
@@ -102,7 +104,9 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
 
 
 _HEADER = f'target triple = "{TRIPLE}"\n'
-_FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" "no-trapping-math"="true" }\n'
+_FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
+           'attributes #1 = { noinline nounwind strictfp }\n'
+           'attributes #2 = { strictfp }\n'
            '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
 
 

@@ -38,7 +38,85 @@ _EXIT_INFO = OFFSETS["exit_info"]
 
 # Round-to-integral intrinsic per static rounding mode (RM_DYN assumes the
 # host default, round to nearest even: see docs/capability-matrix.md).
-_ROUND_INTRINSIC = {0: "roundeven", 1: "trunc", 2: "floor", 3: "ceil", 4: "round", 7: "roundeven"}
+_ROUND_INTRINSIC = {0: "roundeven", 1: "trunc", 2: "floor", 3: "ceil", 4: "round", 7: "rint"}
+RM_DYN = 7
+# x86 MXCSR rounding-control bits per RISC-V static rounding mode.  RMM (ties
+# to max magnitude) has no SSE equivalent and rounds like RNE (differs only
+# on exact ties): see docs/capability-matrix.md.
+_RC_OF_RM = {0: 0x0000, 1: 0x6000, 2: 0x2000, 3: 0x4000, 4: 0x0000}
+
+# Host FPU helpers shared by every module (internal, inlined where hot).
+# aotc_host_fflags: MXCSR sticky flags as RISC-V fflags bits.
+# aotc_set_host_frm: MXCSR := all exceptions masked, rounding from fcsr.frm,
+#   flags cleared (they now live in the stored fcsr).
+# aotc_push_rc / aotc_pop_rc: switch rounding control for one operation.
+_MXCSR_HELPERS = r"""declare void @llvm.x86.sse.stmxcsr(ptr)
+declare void @llvm.x86.sse.ldmxcsr(ptr)
+define internal i64 @aotc_host_fflags() alwaysinline nounwind {
+  %p = alloca i32
+  call void @llvm.x86.sse.stmxcsr(ptr %p)
+  %m = load i32, ptr %p
+  %m64 = zext i32 %m to i64
+  %nv = and i64 %m64, 1
+  %nv1 = shl i64 %nv, 4
+  %dz = and i64 %m64, 4
+  %dz1 = shl i64 %dz, 1
+  %of = and i64 %m64, 8
+  %of1 = lshr i64 %of, 1
+  %uf = and i64 %m64, 16
+  %uf1 = lshr i64 %uf, 3
+  %nx = and i64 %m64, 32
+  %nx1 = lshr i64 %nx, 5
+  %a = or i64 %nv1, %dz1
+  %b = or i64 %a, %of1
+  %c = or i64 %b, %uf1
+  %d = or i64 %c, %nx1
+  ret i64 %d
+}
+define internal void @aotc_set_host_frm(i64 %fcsr) alwaysinline nounwind {
+  %p = alloca i32
+  %frm = lshr i64 %fcsr, 5
+  %f = and i64 %frm, 7
+  %rc = call i32 @aotc_rc_of_frm(i64 %f)
+  %m = or i32 8064, %rc
+  store i32 %m, ptr %p
+  call void @llvm.x86.sse.ldmxcsr(ptr %p)
+  ret void
+}
+define internal i32 @aotc_rc_of_frm(i64 %f) alwaysinline nounwind {
+  switch i64 %f, label %rne [ i64 1, label %rtz
+                              i64 2, label %rdn
+                              i64 3, label %rup ]
+rne:
+  ret i32 0
+rtz:
+  ret i32 24576
+rdn:
+  ret i32 8192
+rup:
+  ret i32 16384
+}
+define internal i32 @aotc_push_rc(i32 %rc) alwaysinline nounwind strictfp {
+  %p = alloca i32
+  call void @llvm.x86.sse.stmxcsr(ptr %p)
+  %old = load i32, ptr %p
+  %cleared = and i32 %old, -24577
+  %new = or i32 %cleared, %rc
+  store i32 %new, ptr %p
+  call void @llvm.x86.sse.ldmxcsr(ptr %p)
+  ret i32 %old
+}
+define internal void @aotc_pop_rc(i32 %saved) alwaysinline nounwind strictfp {
+  %p = alloca i32
+  call void @llvm.x86.sse.stmxcsr(ptr %p)
+  %cur = load i32, ptr %p
+  %flags = and i32 %cur, 63
+  %rest = and i32 %saved, -64
+  %m = or i32 %rest, %flags
+  store i32 %m, ptr %p
+  call void @llvm.x86.sse.ldmxcsr(ptr %p)
+  ret void
+}"""
 
 HTAB_SYMBOL = "aotc_htab"
 
@@ -98,6 +176,7 @@ class LLVMBuilder:
         self.callees: set[int] = set()       # direct targets this block tail-calls
         self.intrinsics: set[str] = set()    # declarations this block needs
         self.uses_htab = False
+        self.exit_after_insn = False   # set by instructions that must end the block
 
     # -- bookkeeping ------------------------------------------------------
     def set_insn(self, pc: int, next_pc: int, raw: int = 0) -> None:
@@ -182,14 +261,26 @@ class LLVMBuilder:
         self._dirty.add(32 + r)
 
     def get_fcsr(self) -> V:
+        """fcsr with the IEEE flags the host FPU collected so far folded in."""
         if self._fcsr is None:
             slot = self._slot(_FCSR)
             self._fcsr = self._emit(f"load i64, ptr {slot}, align 8", "i64")
+        self._declare(_MXCSR_HELPERS)
+        flags = self._emit("call i64 @aotc_host_fflags()", "i64")
+        self._fcsr = self._emit(f"or i64 {self._fcsr}, {flags}", "i64")
+        self._fcsr_dirty = True
         return self._fcsr
 
     def set_fcsr(self, v: V) -> None:
+        """Write fcsr: the host FPU takes the new rounding mode, flags restart.
+
+        The block ends after this instruction (back to the dispatcher), so no
+        FP operation can be scheduled across the mode change."""
         self._fcsr = self._emit(f"and i64 {v}, 255", "i64")
         self._fcsr_dirty = True
+        self._declare(_MXCSR_HELPERS)
+        self.lines.append(f"  call void @aotc_set_host_frm(i64 {self._fcsr})")
+        self.exit_after_insn = True
 
     def get_reservation(self) -> V:
         if self._res is None:
@@ -315,7 +406,35 @@ class LLVMBuilder:
         ity = _ity(v.bits)
         return self._emit(f"bitcast {v.ty} {v} to {ity}", ity)
 
+    def _static_rm(self, rm: int) -> bool:
+        return rm != RM_DYN
+
+    def _rounded(self, key: str, rm: int, ret_ty: str, args: tuple[V, ...], body: str) -> V:
+        """Call a strictfp helper that performs ``body`` under rounding mode ``rm``."""
+        name = f"aotc_{key}_rm{rm}"
+        params = ", ".join(f"{a.ty} %a{i}" for i, a in enumerate(args))
+        self._declare(_MXCSR_HELPERS)
+        self._declare(
+            f"define internal {ret_ty} @{name}({params}) #1 {{\n"
+            f"  %saved = call i32 @aotc_push_rc(i32 {_RC_OF_RM[rm]}) #2\n"
+            f"{body}"
+            f"  call void @aotc_pop_rc(i32 %saved) #2\n"
+            f"  ret {ret_ty} %r\n}}")
+        argtext = ", ".join(f"{a.ty} {a}" for a in args)
+        return self._emit(f"call {ret_ty} @{name}({argtext})", ret_ty)
+
+    def _constrained(self, op: str, ty: str, n: int, rty: str | None = None) -> str:
+        rty = rty or ty
+        suffix = f"{rty}.{ty}" if rty != ty else ty
+        params = ", ".join([ty] * n + ["metadata", "metadata"])
+        self._declare(f"declare {rty} @llvm.experimental.constrained.{op}.{suffix}({params})")
+        args = ", ".join(f"{ty} %a{i}" for i in range(n))
+        return (f"  %r = call {rty} @llvm.experimental.constrained.{op}.{suffix}({args}, "
+                f"metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
+
     def fbinop(self, op: str, a: V, b: V, rm: int) -> V:
+        if self._static_rm(rm):
+            return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op[1:], a.ty, 2))
         return self._bin(op, a, b)
 
     def _intrinsic(self, name: str, ty: str, *args: V) -> V:
@@ -325,9 +444,13 @@ class LLVMBuilder:
         return self._emit(f"call {ty} @llvm.{name}.{ty}({argtext})", ty)
 
     def fsqrt(self, a: V, rm: int) -> V:
+        if self._static_rm(rm):
+            return self._rounded(f"sqrt_{a.ty}", rm, a.ty, (a,), self._constrained("sqrt", a.ty, 1))
         return self._intrinsic("sqrt", a.ty, a)
 
     def fma(self, a: V, b: V, c: V, rm: int) -> V:
+        if self._static_rm(rm):
+            return self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c), self._constrained("fma", a.ty, 3))
         return self._intrinsic("fma", a.ty, a, b, c)
 
     def fcmp(self, pred: str, a: V, b: V) -> V:
@@ -337,14 +460,30 @@ class LLVMBuilder:
         if v.bits == fbits:
             return v
         op = "fpext" if fbits > v.bits else "fptrunc"
-        return self._emit(f"{op} {v.ty} {v} to {_fty(fbits)}", _fty(fbits))
+        fty = _fty(fbits)
+        if op == "fptrunc" and self._static_rm(rm):
+            self._declare(f"declare {fty} @llvm.experimental.constrained.fptrunc.{fty}.{v.ty}"
+                          f"({v.ty}, metadata, metadata)")
+            body = (f"  %r = call {fty} @llvm.experimental.constrained.fptrunc.{fty}.{v.ty}"
+                    f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
+            return self._rounded(f"fptrunc_{fty}", rm, fty, (v,), body)
+        return self._emit(f"{op} {v.ty} {v} to {fty}", fty)
 
     def int_to_float(self, v: V, fbits: int, signed: bool, rm: int) -> V:
         op = "sitofp" if signed else "uitofp"
-        return self._emit(f"{op} {v.ty} {v} to {_fty(fbits)}", _fty(fbits))
+        fty = _fty(fbits)
+        if self._static_rm(rm) and v.bits > {32: 24, 64: 53}[fbits]:   # may round
+            self._declare(f"declare {fty} @llvm.experimental.constrained.{op}.{fty}.{v.ty}"
+                          f"({v.ty}, metadata, metadata)")
+            body = (f"  %r = call {fty} @llvm.experimental.constrained.{op}.{fty}.{v.ty}"
+                    f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
+            return self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body)
+        return self._emit(f"{op} {v.ty} {v} to {fty}", fty)
 
     def float_to_int(self, v: V, bits: int, signed: bool, rm: int) -> V:
-        rounded = self._intrinsic(_ROUND_INTRINSIC.get(rm, "roundeven"), v.ty, v)
+        # Static modes round explicitly; DYN rounds with the guest's frm,
+        # which the host FPU holds while guest code runs (llvm.rint).
+        rounded = self._intrinsic(_ROUND_INTRINSIC.get(rm, "rint"), v.ty, v)
         name = "fptosi" if signed else "fptoui"
         ity = _ity(bits)
         self._declare(f"declare {ity} @llvm.{name}.sat.{ity}.{v.ty}({v.ty})")
@@ -417,6 +556,12 @@ class LLVMBuilder:
         self.lines.append(f"  ret i64 {r}")
         self.lines.append(f"{f}:")
         self._exit(EXIT_CONTINUE, target)
+
+    def exit_to_dispatcher(self, pc: int) -> None:
+        """End the block here and continue at ``pc`` through the dispatcher."""
+        self._end()
+        self._flush()
+        self._exit(EXIT_CONTINUE, pc)
 
     def syscall(self) -> None:
         self._end()

@@ -20,8 +20,12 @@
 #include <stdint.h>
 #include <string.h>
 #include <ucontext.h>
+#ifdef __x86_64__
+#include <xmmintrin.h>
+#endif
 
 #define STATE_PC_OFFSET 512
+#define STATE_FCSR_OFFSET 520
 #define EXIT_CONTINUE 0
 #define EXIT_MISS 2
 #define EXIT_FAULT 5
@@ -103,11 +107,45 @@ static inline block_fn lookup(const struct htab_entry *tab, uint64_t mask, uint6
     return NULL;
 }
 
+/*
+ * Guest FP environment: while guest code runs, MXCSR holds the guest's
+ * rounding mode (frm) with all exceptions masked, and its sticky flags
+ * collect the guest's new IEEE exception flags; they are folded into fcsr
+ * when control leaves guest code.  Translated code does the same at fcsr
+ * reads and writes.
+ */
+#ifdef __x86_64__
+static const uint32_t rc_of_frm[8] = {0x0000, 0x6000, 0x2000, 0x4000, 0x0000, 0, 0, 0};
+
+static uint32_t enter_fp(const uint8_t *state)
+{
+    uint32_t host = _mm_getcsr();
+    uint64_t fcsr = *(const uint64_t *)(state + STATE_FCSR_OFFSET);
+    _mm_setcsr(0x1f80 | rc_of_frm[(fcsr >> 5) & 7]);
+    return host;
+}
+
+static void leave_fp(uint8_t *state, uint32_t host)
+{
+    uint32_t m = _mm_getcsr();
+    uint64_t flags = ((m & 0x01) ? 16 : 0) | ((m & 0x04) ? 8 : 0) | ((m & 0x08) ? 4 : 0) |
+                     ((m & 0x10) ? 2 : 0) | ((m & 0x20) ? 1 : 0);
+    *(uint64_t *)(state + STATE_FCSR_OFFSET) |= flags;
+    _mm_setcsr(host);
+}
+#else
+static uint32_t enter_fp(const uint8_t *state) { (void)state; return 0; }
+static void leave_fp(uint8_t *state, uint32_t host) { (void)state; (void)host; }
+#endif
+
 static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry *tab, uint64_t mask,
                            const struct htab_entry *tab2, uint64_t mask2)
 {
-    if (sigsetjmp(fault_env, 1) != 0)
+    uint32_t host_fp = enter_fp(state);
+    if (sigsetjmp(fault_env, 1) != 0) {
+        leave_fp(state, host_fp);
         return EXIT_FAULT;
+    }
     in_guest = 1;
     uint64_t r;
     for (;;) {
@@ -124,6 +162,7 @@ static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry
             break;
     }
     in_guest = 0;
+    leave_fp(state, host_fp);
     return r;
 }
 
