@@ -31,6 +31,11 @@ from aotc.isa.riscv64.insn import Insn
 MAX_BLOCK_INSNS = 400
 
 
+def _starts_block(insn: Insn | None) -> bool:
+    """CSR accesses start a block of their own (see LLVMBuilder.dispatch_only)."""
+    return insn is not None and insn.mnemonic.startswith("csrr")
+
+
 def ends_block(insn: Insn) -> bool:
     """Control transfers, plus CSR accesses: an fcsr write changes the host
     FPU's rounding mode, and the translated block must end right after it."""
@@ -200,6 +205,8 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
     result.sources["linear sweep"] = swept
     if progress:
         progress(f"discovered {len(leaders)} block entries")
+
+    leaders |= {pc for pc in visited if _starts_block(decoded.get(pc))}
 
     # Form blocks: leader up to the first block end or the next leader.
     for leader in sorted(leaders):

@@ -47,3 +47,7 @@ def main(image: Path, guest_args: tuple[str, ...], trust: tuple[Path, ...], stra
         print(f"aotrun: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -54,13 +54,14 @@ def htab_size(count: int) -> int:
 
 
 def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
-               untranslated: list[Untranslated]) -> tuple[str, LLVMBuilder]:
+               untranslated: list[Untranslated],
+               dispatch_only: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
     """Lift one block; an instruction that cannot be lowered becomes a trap."""
     from aotc.isa.riscv64.semantics import SEMANTICS, lift
 
     stop_at = len(block.insns)
     while True:
-        b = LLVMBuilder(block.pc, known, htab_mask=htab_mask)
+        b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only)
         failed: Untranslated | None = None
         for i, insn in enumerate(block.insns[:stop_at]):
             b.set_insn(insn.pc, insn.next_pc, insn.raw)
@@ -81,7 +82,7 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
         if failed is not None:
             untranslated.append(failed)
             # Re-lift the prefix, then trap at the failing instruction.
-            b = LLVMBuilder(block.pc, known, htab_mask=htab_mask)
+            b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only)
             for insn in block.insns[:stop_at]:
                 b.set_insn(insn.pc, insn.next_pc, insn.raw)
                 lift(b, insn)
@@ -111,14 +112,14 @@ _FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
 
 
 def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
-             untranslated: list[Untranslated]) -> str:
+             untranslated: list[Untranslated], dispatch_only: frozenset[int] = frozenset()) -> str:
     defined: set[int] = set()
     callees: set[int] = set()
     decls: set[str] = set()
     uses_htab = False
     parts = [_HEADER]
     for block in blocks:
-        text, b = lift_block(block, known, htab_mask, untranslated)
+        text, b = lift_block(block, known, htab_mask, untranslated, dispatch_only)
         parts.append(text)
         defined.add(block.pc)
         callees |= b.callees
@@ -195,7 +196,7 @@ def _compile_chunk(index: int) -> ChunkResult:
     blocks: list[Block] = _WORK["chunks"][index]
     untranslated: list[Untranslated] = []
     t0 = time.perf_counter()
-    ir = chunk_ir(blocks, _WORK["known"], _WORK["mask"], untranslated)
+    ir = chunk_ir(blocks, _WORK["known"], _WORK["mask"], untranslated, _WORK["dispatch_only"])
     t1 = time.perf_counter()
     if _WORK.get("dump_dir"):
         Path(_WORK["dump_dir"], f"chunk{index:03d}.ll").write_text(ir)
@@ -215,7 +216,10 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
     # Enough chunks to balance the workers, each big enough to amortise LLVM.
     n_chunks = max(1, min(len(pcs) // 400 + 1, jobs * 4))
     chunks = [[blocks[pc] for pc in pcs[i::n_chunks]] for i in range(n_chunks)]
-    _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir)
+    dispatch_only = frozenset(pc for pc, b in blocks.items()
+                              if b.insns and b.insns[0].mnemonic.startswith("csrr"))
+    _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir,
+                 dispatch_only=dispatch_only)
     results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]
     try:
         if jobs > 1 and n_chunks > 1:

@@ -140,6 +140,13 @@ class V:
         return self.name
 
 
+def _fconst(x: float) -> str:
+    """An FP literal LLVM accepts for both float and double (exact hex double)."""
+    import struct
+
+    return "0x%016X" % struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
 def _ity(bits: int) -> str:
     return f"i{bits}"
 
@@ -156,9 +163,14 @@ class LLVMBuilder:
     """Emit one guest block as one LLVM function."""
 
     def __init__(self, entry_pc: int, known_blocks: "set[int] | frozenset[int]",
-                 arena_bits: int = 32, htab_mask: int = 0) -> None:
+                 arena_bits: int = 32, htab_mask: int = 0,
+                 dispatch_only: "frozenset[int]" = frozenset()) -> None:
         self.entry_pc = entry_pc
         self.known = known_blocks
+        # Blocks entered only through the dispatcher (never chained or inlined):
+        # those starting with a CSR access, so every FP operation before it
+        # has completed (and raised its flags) when it reads the host FPU.
+        self.dispatch_only = dispatch_only
         self.arena_bits = arena_bits
         self.htab_mask = htab_mask
         self.lines: list[str] = []
@@ -398,8 +410,16 @@ class LLVMBuilder:
         self.lines.append(f"  store {v.ty} {v}, ptr {ptr}, align 1")
 
     # -- floating point ---------------------------------------------------
+    def _opaque(self, v: V) -> V:
+        """Hide an integer from LLVM's constant folder (emits no instruction).
+
+        FP operations on constants would otherwise be folded at build time
+        and never raise their IEEE flags at run time."""
+        return self._emit(f'call {v.ty} asm "", "=r,0"({v.ty} {v})', v.ty)
+
     def bitcast_to_float(self, v: V) -> V:
         fty = _fty(v.bits)
+        v = self._opaque(v)
         return self._emit(f"bitcast {v.ty} {v} to {fty}", fty)
 
     def bitcast_to_int(self, v: V) -> V:
@@ -471,6 +491,7 @@ class LLVMBuilder:
 
     def int_to_float(self, v: V, fbits: int, signed: bool, rm: int) -> V:
         op = "sitofp" if signed else "uitofp"
+        v = self._opaque(v)
         fty = _fty(fbits)
         if self._static_rm(rm) and v.bits > {32: 24, 64: 53}[fbits]:   # may round
             self._declare(f"declare {fty} @llvm.experimental.constrained.{op}.{fty}.{v.ty}"
@@ -487,7 +508,21 @@ class LLVMBuilder:
         name = "fptosi" if signed else "fptoui"
         ity = _ity(bits)
         self._declare(f"declare {ity} @llvm.{name}.sat.{ity}.{v.ty}({v.ty})")
-        return self._emit(f"call {ity} @llvm.{name}.sat.{ity}.{v.ty}({v.ty} {rounded})", ity)
+        result = self._emit(f"call {ity} @llvm.{name}.sat.{ity}.{v.ty}({v.ty} {rounded})", ity)
+        # IEEE flags: NV for NaN or a rounded value outside the target range,
+        # otherwise NX when rounding changed the value.
+        lo = -(2.0 ** (bits - 1)) if signed else 0.0
+        hi = 2.0 ** (bits - 1) if signed else 2.0 ** bits
+        nan = self._emit(f"fcmp uno {v.ty} {v}, {v}", "i1")
+        below = self._emit(f"fcmp olt {v.ty} {rounded}, {_fconst(lo)}", "i1")
+        above = self._emit(f"fcmp oge {v.ty} {rounded}, {_fconst(hi)}", "i1")
+        bad = self._emit(f"or i1 {nan}, {below}", "i1")
+        bad = self._emit(f"or i1 {bad}, {above}", "i1")
+        inexact = self._emit(f"fcmp one {v.ty} {rounded}, {v}", "i1")
+        nx = self._emit(f"select i1 {inexact}, i64 1, i64 0", "i64")
+        flags = self._emit(f"select i1 {bad}, i64 16, i64 {nx}", "i64")
+        self.raise_fflags(flags)
+        return result
 
     def raise_fflags(self, flags: V) -> None:
         fcsr = self.get_fcsr()
@@ -505,7 +540,9 @@ class LLVMBuilder:
 
     def _goto(self, target: int) -> None:
         """Tail-call a known block, or leave with a miss for an unknown one."""
-        if target in self.known:
+        if target in self.dispatch_only:
+            self._exit(EXIT_CONTINUE, target)
+        elif target in self.known:
             self.callees.add(target)
             name = self._tmp()
             self.lines.append(f"  {name} = musttail call i64 @{block_symbol(target)}(ptr %st, ptr %mem)")
