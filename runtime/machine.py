@@ -111,6 +111,7 @@ class Machine:
                 raise ImageError(f"translated code returned unknown exit code {code}")
 
     def close(self) -> None:
+        self.kernel.close()
         self.mem.release()
 
 

@@ -1,0 +1,60 @@
+"""Tiny hand-assembled riscv64 guests: unknown syscalls give -ENOSYS (and are
+logged under --strace); undecodable instructions become a guest SIGILL at
+their pc, and the build report lists them."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from conftest import aotc_cmd, aotrun_cmd, run_tool
+
+BASE = 0x10000
+ENTRY = BASE + 0x78  # right after the ELF header and one program header
+
+
+def addi(rd: int, rs1: int, imm: int) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x13
+
+
+ECALL = 0x00000073
+
+
+def tiny_elf(words: list[int]) -> bytes:
+    """A minimal static riscv64 executable: one R+X PT_LOAD holding the code."""
+    code = b"".join(struct.pack("<I", w) for w in words)
+    size = 0x78 + len(code)
+    ehdr = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + b"\0" * 9,
+                       2, 243, 1, ENTRY, 64, 0, 0, 64, 56, 1, 64, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)
+    return ehdr + phdr + code
+
+
+def build(tmp_path: Path, name: str, words: list[int]) -> tuple[Path, dict]:
+    guest = tmp_path / name
+    guest.write_bytes(tiny_elf(words))
+    image = tmp_path / f"{name}.so"
+    proc = run_tool([*aotc_cmd(), "build", "-q", "--json", str(guest), "-o", str(image)])
+    assert proc.returncode == 0, proc.stderr
+    return image, json.loads(proc.stdout)
+
+
+def test_unknown_syscall_returns_enosys_and_is_logged(tmp_path, config_dir):
+    # a7 = 500 (no such syscall); ecall; a7 = 93 (exit) with a0 = the result
+    image, _ = build(tmp_path, "enosys", [addi(17, 0, 500), ECALL, addi(17, 0, 93), ECALL])
+    proc = run_tool([*aotrun_cmd(), "--strace", str(image)])
+    assert proc.returncode == (-38) & 0xFF, proc.stderr      # exit(-ENOSYS)
+    err = proc.stderr.decode()
+    assert "= -38 ENOSYS" in err, err
+
+
+def test_undecodable_instruction_is_guest_sigill(tmp_path, config_dir):
+    # a0 = 1; then an all-zero word: the reserved, illegal instruction encoding
+    image, report = build(tmp_path, "sigill", [addi(10, 0, 1), 0x00000000])
+    assert any(u["pc"] == ENTRY + 4 for u in report["untranslated"]), report["untranslated"]
+    proc = run_tool([*aotrun_cmd(), str(image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 128 + 4, err                   # SIGILL
+    assert f"SIGILL at pc {ENTRY + 4:#x}" in err, err
+    assert "Traceback" not in err
