@@ -117,7 +117,8 @@ class Machine:
 
 def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = (),
               env: dict[str, str] | None = None, argv0: str | None = None,
-              strace: TextIO | None = None) -> int:
+              strace: TextIO | None = None, engine: str = "aot", stats: dict | None = None,
+              timeout: float | None = None, max_memory: int | None = None) -> int:
     """Verify, map and run an image; the shared entry point of aotrun and tests."""
     import os
 
@@ -125,6 +126,11 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
     from loader import load_image
 
     image = load_image(Path(path), trusted_keys(list(trust)))
+    if engine == "kvm" or (image is not None and image.metadata.get("engine") == "kvm"):
+        from runtime.kvm.vm import run_kvm_image  # x86_64 guests in a KVM vCPU
+
+        return run_kvm_image(image, path, guest_args, env=env, argv0=argv0, strace=strace,
+                             timeout=timeout, max_memory=max_memory, stats=stats)
     environ = os.environ if env is None else env
     name = argv0 if argv0 is not None else str(path)
     argv = [os.fsencode(name)] + [os.fsencode(a) for a in guest_args]

@@ -1,0 +1,51 @@
+"""Run limits of ``aotrun``: --timeout and --max-memory, and their exit statuses.
+
+Exit statuses (documented in docs/kvm.md):
+
+* 124: the guest ran longer than ``--timeout`` seconds (as coreutils ``timeout``).
+* 125: the guest's initial memory (segments + stack) already exceeds
+  ``--max-memory``.  Later growth beyond the limit is not fatal: brk fails and
+  mmap/mremap return -ENOMEM, so the guest sees an ordinary out-of-memory.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aotc.errors import AotcError
+
+TIMEOUT_EXIT = 124
+MEMORY_LIMIT_EXIT = 125
+
+
+class GuestTimeout(AotcError):
+    """The guest did not finish within the --timeout limit."""
+
+    exit_code = TIMEOUT_EXIT
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"guest timed out after {seconds:g} s (--timeout)")
+        self.seconds = seconds
+
+
+class MemoryLimitExceeded(AotcError):
+    """The guest's memory would exceed the --max-memory limit from the start."""
+
+    exit_code = MEMORY_LIMIT_EXIT
+
+    def __init__(self, needed: int, limit: int) -> None:
+        super().__init__(f"guest needs {needed} bytes of memory at start, over the "
+                         f"--max-memory limit of {limit} bytes")
+        self.needed = needed
+        self.limit = limit
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """'1048576', '64M', '1g', '512k' -> bytes (binary units)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)(?:i?[bB])?\s*", str(text))
+    if not m:
+        raise ValueError(f"not a size in bytes: {text!r} (examples: 1048576, 512K, 64M, 1G)")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
