@@ -63,10 +63,13 @@ TSS_VA = KVA + 0x2000
 CODE_VA = KVA + 0x3000
 KSTACK_TOP = KVA + 0x8000
 SCRATCH_VA = TSS_VA + 0x800
-SYSCALL_STUB = CODE_VA
-FLUSH_STUB = CODE_VA + 0x10
-PF_HANDLER = CODE_VA + 0x40       # #PF: out; add rsp, 8; iretq (see _syscall_via_fault)
-PF_FLUSH = CODE_VA + 0x50         # the same return path with a CR3 reload
+USTUB_VA = KVA + 0x4000      # the one user-executable system page: LSTAR's target
+SYSCALL_STUB = USTUB_VA           # out SYSCALL_PORT; sysretq
+USER_FLUSH = USTUB_VA + 5         # int3: ring-3 syscall entry's way into ring 0 (see run)
+FLUSH_STUB = CODE_VA + 0x10       # ring 0: reload CR3, sysretq
+FLUSH_IRET = CODE_VA + 0x40       # ring 0 (from USER_FLUSH): reload CR3, iretq to rcx/r11
+IDT_ENTRIES = 32
+TSS_LIMIT = 0x68 + 32             # I/O bitmap for ports 0..255 plus its 0xFF terminator
 HANDLERS = CODE_VA + 0x100
 
 SYSCALL_PORT = 0xE0
@@ -204,6 +207,7 @@ class KvmMachine:
             self.close()
             raise
         self.syscalls = 0
+        self._ring3_entry: bool | None = None   # syscall stub entered in ring 3 (see below)
         self.exits = 0
         self.fs_base = 0
         self.gs_base = 0
@@ -263,31 +267,37 @@ class KvmMachine:
         self._poke_sys(PD_LO_OFF, struct.pack("<2048Q", *(sys + PT_LO_OFF + i * PAGE | up
                                                           for i in range(2048))))
         # Top: PML4[511] -> PDPT_HI[511] -> PD_HI[511] -> PT_HI, supervisor-only.
-        self._poke_sys(PML4_OFF + 511 * 8, struct.pack("<Q", sys + PDPT_HI_OFF | kern))
-        self._poke_sys(PDPT_HI_OFF + 511 * 8, struct.pack("<Q", sys + PD_HI_OFF | kern))
-        self._poke_sys(PD_HI_OFF + 511 * 8, struct.pack("<Q", sys + PT_HI_OFF | kern))
+        # (US on the upper levels; the leaves decide, only the stub page is user.)
+        self._poke_sys(PML4_OFF + 511 * 8, struct.pack("<Q", sys + PDPT_HI_OFF | up))
+        self._poke_sys(PDPT_HI_OFF + 511 * 8, struct.pack("<Q", sys + PD_HI_OFF | up))
+        self._poke_sys(PD_HI_OFF + 511 * 8, struct.pack("<Q", sys + PT_HI_OFF | up))
         ptes = []
         for i in range(8):
             flags = kern | PTE_D
-            flags |= 0 if i == 3 else PTE_NX        # page 3 is code: RX, not writable
-            if i == 3:
+            if i in (3, 4):                         # code pages: RX, not writable
                 flags &= ~PTE_RW
+            else:
+                flags |= PTE_NX
+            if i == 4:                              # the syscall stub page: user RX
+                flags |= PTE_US
             ptes.append(sys + KPAGES_OFF + i * PAGE | flags)
         self._poke_sys(PT_HI_OFF, struct.pack("<8Q", *ptes))
         # GDT
-        tss_low = _seg_desc(0x8B, 0, TSS_VA & 0xFFFFFFFF, 0x67)
+        tss_low = _seg_desc(0x8B, 0, TSS_VA & 0xFFFFFFFF, TSS_LIMIT)
         gdt = struct.pack("<8Q", 0, _seg_desc(0x9B, 0xA), _seg_desc(0x93, 0xC), _seg_desc(0xFB, 0xC),
                           _seg_desc(0xF3, 0xC), _seg_desc(0xFB, 0xA), tss_low, TSS_VA >> 32)
         self._poke_sys(KPAGES_OFF, gdt)
         # IDT: 32 exception gates; int3 (and into) callable from ring 3.
-        idt = b"".join(_gate(PF_HANDLER if v == 14 else HANDLERS + v * 8, 3 if v in (3, 4) else 0)
-                       for v in range(32))
+        idt = b"".join(_gate(HANDLERS + v * 8, 3 if v in (3, 4) else 0) for v in range(32))
         self._poke_sys(KPAGES_OFF + 0x1000, idt)
         # TSS: RSP0 = kernel stack top, no I/O bitmap (user in/out -> #GP).
         tss = bytearray(0x68)
         struct.pack_into("<Q", tss, 4, KSTACK_TOP)
         struct.pack_into("<H", tss, 0x66, 0x68)
-        self._poke_sys(KPAGES_OFF + 0x2000, bytes(tss))
+        # I/O bitmap: only SYSCALL_PORT is open to ring 3 (see _syscall_entry_ring).
+        iomap = bytearray(b"\xff" * 33)
+        iomap[SYSCALL_PORT // 8] &= ~(1 << (SYSCALL_PORT % 8))
+        self._poke_sys(KPAGES_OFF + 0x2000, bytes(tss) + bytes(iomap))
         # Code: syscall stub, flush-and-return stub, exception handlers.
         code = bytearray(PAGE)
         code[0:5] = bytes([0xE6, SYSCALL_PORT, 0x48, 0x0F, 0x07])           # out; sysretq
@@ -296,17 +306,19 @@ class KvmMachine:
                  + b"\x48\xA1" + struct.pack("<Q", SCRATCH_VA)               # mov rax, [scratch]
                  + b"\x48\x0F\x07")                                         # sysretq
         code[0x10:0x10 + len(flush)] = flush
-        # Some (nested) KVM hosts enter LSTAR without leaving ring 3; the fetch of
-        # the supervisor-only stub then faults, and the host treats that #PF as
-        # the syscall and returns through iretq.
-        code[0x40:0x48] = bytes([0xE6, EXC_PORT + 14, 0x48, 0x83, 0xC4, 0x08, 0x48, 0xCF])
-        pf_flush = (b"\x48\x83\xC4\x08" + flush[:-3] + b"\x48\xCF")
-        assert 0x50 + len(pf_flush) <= 0x100
-        code[0x50:0x50 + len(pf_flush)] = pf_flush
+        # Ring-3 syscall entry with a mapping change: the int3 at USER_FLUSH ends here;
+        # reload CR3, make the iret frame return to rcx with rflags r11.
+        fi = (b"\x48\xA3" + struct.pack("<Q", SCRATCH_VA) + b"\x0F\x20\xD8\x0F\x22\xD8"
+              + b"\x48\x89\x0C\x24" + b"\x4C\x89\x5C\x24\x10"
+              + b"\x48\xA1" + struct.pack("<Q", SCRATCH_VA) + b"\x48\xCF")
+        assert 0x40 + len(fi) <= 0x100
+        code[0x40:0x40 + len(fi)] = fi
         for v in range(32):
             off = 0x100 + v * 8
             code[off:off + 5] = bytes([0xE6, EXC_PORT + v, 0xF4, 0xEB, 0xFE])  # out; hlt; jmp $
         self._poke_sys(KPAGES_OFF + 0x3000, bytes(code))
+        ustub = bytes([0xE6, SYSCALL_PORT, 0x48, 0x0F, 0x07, 0xCC])   # out; sysretq; int3
+        self._poke_sys(KPAGES_OFF + 0x4000, ustub + b"\xCC" * (PAGE - len(ustub)))
 
     # -- page tables for the guest's mappings --------------------------------
     def _sync_page_tables(self) -> bool:
@@ -368,11 +380,11 @@ class KvmMachine:
         data = _segment(SEL_UDATA | 3, 0x3, 3)
         sregs.ds = sregs.es = sregs.ss = data
         sregs.fs = sregs.gs = data
-        sregs.tr = _segment(SEL_TSS, 0xB, 0, base=TSS_VA, limit=0x67, s=0, g=0)
+        sregs.tr = _segment(SEL_TSS, 0xB, 0, base=TSS_VA, limit=TSS_LIMIT, s=0, g=0)
         ldt = _segment(0, 0x2, 0, limit=0xFFFF, s=0, g=0)
         sregs.ldt = ldt
         sregs.gdt.base, sregs.gdt.limit = GDT_VA, 8 * 8 - 1
-        sregs.idt.base, sregs.idt.limit = IDT_VA, 32 * 16 - 1
+        sregs.idt.base, sregs.idt.limit = IDT_VA, IDT_ENTRIES * 16 - 1
         sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG
         sregs.cr3 = SYS_GPA + PML4_OFF
         sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | (CR4_OSXSAVE if self._xcr0 else 0)
@@ -466,17 +478,22 @@ class KvmMachine:
                 reason = run.exit_reason
                 if not sync:
                     api.ioctl(vcpu, api.KVM_GET_REGS, regs)
-                via_fault = False
                 if reason == api.KVM_EXIT_IO:
                     port = run.io.port
-                    if port == EXC_PORT + 14:
-                        via_fault = self._is_syscall_fault(regs)
-                        if not via_fault:
-                            self._exception(14, regs)
-                    elif port != SYSCALL_PORT:
+                    if port != SYSCALL_PORT:
+                        if port == EXC_PORT + 3 and self._read_kstack(regs.rsp) == USER_FLUSH + 1:
+                            regs.rip = FLUSH_IRET         # our own int3: flush, back to rcx
+                            if sync:
+                                run.kvm_dirty_regs = api.KVM_SYNC_X86_REGS
+                            else:
+                                api.ioctl(vcpu, api.KVM_SET_REGS, regs)
+                            continue
                         if EXC_PORT <= port < EXC_PORT + 32:
                             self._exception(port - EXC_PORT, regs)
                         self._unexpected_exit(reason, regs)
+                    ring3 = self._ring3_entry
+                    if ring3 is None:
+                        ring3 = self._ring3_entry = self._syscall_entry_ring() == 3
                     self.syscalls += 1
                     nr = regs.rax
                     args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
@@ -496,14 +513,14 @@ class KvmMachine:
                     regs.rax = ret & MASK64
                     # Only these syscalls change mappings (mmap of files included).
                     flush = nr in MAPPING_SYSCALLS and self._sync_page_tables()
-                    if via_fault:
-                        # Return through the #PF handler's iretq: the frame becomes
-                        # what sysretq would have produced (rip=rcx, rflags=r11).
-                        frame = regs.rsp + 8
-                        self._write_kstack(frame, regs.rcx)
-                        self._write_kstack(frame + 16, regs.r11 & 0x3C7FD7 | 2)
+                    if ring3:
+                        # This host entered LSTAR without leaving ring 3: return
+                        # like sysretq would, without it (rip=rcx, rflags=r11).
+                        regs.r11 = regs.r11 & 0x3C7FD7 | 2
                         if flush:
-                            regs.rip = PF_FLUSH
+                            regs.rip = USER_FLUSH         # int3 -> ring 0: reload CR3, iretq
+                        else:
+                            regs.rip, regs.rflags = regs.rcx, regs.r11
                     elif flush:
                         regs.rip = FLUSH_STUB             # reload CR3, then sysretq
                     if sync:
@@ -576,16 +593,17 @@ class KvmMachine:
 
     def _write_kstack(self, va: int, value: int) -> None:
         off = va - KVA
-        if not 0x4000 <= off <= 0x8000 - 8:
+        if not 0x5000 <= off <= 0x8000 - 8:
             raise RuntimeSetupError(f"KVM engine: kernel stack pointer {va:#x} out of range")
         ctypes.memmove(self._sys_base + KPAGES_OFF + off, struct.pack("<Q", value & MASK64), 8)
 
-    def _is_syscall_fault(self, regs) -> bool:
-        """A #PF from ring 3 fetching the syscall stub: a ``syscall`` that kept CPL 3."""
-        err = self._read_kstack(regs.rsp)
-        rip = self._read_kstack(regs.rsp + 8)
-        cs = self._read_kstack(regs.rsp + 16)
-        return rip == SYSCALL_STUB and cs & 3 == 3 and err & 0x15 == 0x15
+    def _syscall_entry_ring(self) -> int:
+        """CPL at the syscall stub: 0 as the architecture says, but some (nested)
+        KVM hosts jump to LSTAR keeping CPL 3.  The stub page is user-executable
+        and its port is open in the I/O bitmap, so both work; the return differs."""
+        sregs = api.kvm_sregs()
+        api.ioctl(self.vcpu, api.KVM_GET_SREGS, sregs)
+        return sregs.cs.selector & 3
 
     def _exception(self, vector: int, regs) -> None:
         frame = regs.rsp
@@ -680,7 +698,7 @@ def run_kvm_image(image, path, guest_args: Sequence[str], *, env: dict[str, str]
                     "native_entries": machine.exits, "vcpu_exits": machine.exits,
                     "lookup_misses": 0, "jit_compiles": 0, "jit_blocks": 0,
                     "jit_compile_ms_p50": 0, "jit_compile_ms_p99": 0, "interp_instructions": 0,
-                    "syscalls": machine.syscalls,
+                    "syscalls": machine.syscalls, "kvm_syscall_entry_ring": 3 if machine._ring3_entry else 0,
                     "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                     "missed_pcs": [],
                 })
