@@ -226,3 +226,73 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
             result.undecodable.append(leader)
         result.blocks[leader] = Block(leader, tuple(insns), bad)
     return result
+
+
+def discover_region(code_ranges: list[CodeRange], entry: int, stop: "set[int] | frozenset[int]" = frozenset(),
+                    max_blocks: int = 64) -> Discovery:
+    """Blocks reachable from ``entry`` by recursive descent, for a run-time
+    (JIT) region: addresses in ``stop`` (already translated elsewhere) are
+    neither followed nor re-translated, and descent stops after
+    ``max_blocks`` leaders (later targets stay untranslated until they are
+    reached and missed themselves).  No pointer scan, no linear sweep."""
+    code = _Code(code_ranges)
+    result = Discovery()
+    decoded: dict[int, Insn | None] = {}
+
+    def decode_at(pc: int) -> Insn | None:
+        if pc not in decoded:
+            rng = code.find(pc)
+            insn: Insn | None = None
+            if rng is not None:
+                try:
+                    insn = decode(rng.data, pc - rng.start, pc)
+                except (DecodeError, IndexError, ValueError):
+                    insn = None
+            decoded[pc] = insn
+        return decoded[pc]
+
+    leaders: list[int] = []
+    seen: set[int] = set()
+    work = [entry]
+    while work and len(leaders) < max_blocks:
+        pc = work.pop(0)
+        if pc in seen or (pc in stop and pc != entry) or not code.contains(pc):
+            continue
+        seen.add(pc)
+        leaders.append(pc)
+        n = 0
+        while True:
+            insn = decode_at(pc)
+            if insn is None:
+                break
+            n += 1
+            work.extend(t for t in direct_targets(insn) if code.contains(t))
+            if ends_block(insn):
+                unconditional = insn.mnemonic in ("jal", "jalr") and insn.rd == 0
+                if not unconditional and insn.mnemonic != "ebreak":
+                    work.append(insn.next_pc)
+                break
+            pc = insn.next_pc
+            if pc in stop or n >= MAX_BLOCK_INSNS or _starts_block(decode_at(pc)) or not code.contains(pc):
+                work.append(pc)
+                break
+    result.sources["run-time entry"] = 1
+    ends = set(leaders) | set(stop)
+    for leader in leaders:
+        insns: list[Insn] = []
+        pc = leader
+        bad: int | None = None
+        while True:
+            insn = decode_at(pc)
+            if insn is None:
+                bad = pc
+                break
+            insns.append(insn)
+            pc = insn.next_pc
+            if (ends_block(insn) or pc in ends or len(insns) >= MAX_BLOCK_INSNS
+                    or not code.contains(pc) or _starts_block(decode_at(pc))):
+                break
+        if bad is not None and not insns:
+            result.undecodable.append(leader)
+        result.blocks[leader] = Block(leader, tuple(insns), bad)
+    return result

@@ -11,13 +11,14 @@ from __future__ import annotations
 import ctypes
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TextIO
 
 from aotc.errors import GuestFault, ImageError, UntranslatedCode
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
+    EXIT_CONTINUE,
     EXIT_FAULT,
     EXIT_FENCE_I,
     EXIT_ILLEGAL,
@@ -37,54 +38,202 @@ class _ImageInfo(ctypes.Structure):
 
 @dataclass
 class RunStats:
+    """What a run counts (see docs/engines.md for what is *not* counted)."""
+
     syscalls: int = 0
-    native_entries: int = 0
+    native_entries: int = 0          # calls into the native dispatch loop
+    lookup_misses: int = 0           # EXIT_MISS returns (no block in either table)
+    jit_compiles: int = 0
+    jit_blocks: int = 0
+    jit_seconds: list = field(default_factory=list)
+    interp_instructions: int = 0
+    interp_entries: int = 0
+    missed_pcs: dict = field(default_factory=dict)   # pc -> times missed
+
+    def to_dict(self, engine: str, fallback: str, wall: float) -> dict:
+        import resource
+
+        lat = sorted(self.jit_seconds)
+
+        def pct(q: float) -> float | None:
+            if not lat:
+                return None
+            return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 3)
+
+        return {
+            "engine": engine, "fallback": fallback,
+            "wall_seconds": round(wall, 6),
+            "native_entries": self.native_entries,
+            "lookup_misses": self.lookup_misses,
+            "syscalls": self.syscalls,
+            "jit_compiles": self.jit_compiles,
+            "jit_blocks": self.jit_blocks,
+            "jit_compile_ms_p50": pct(0.50),
+            "jit_compile_ms_p99": pct(0.99),
+            "jit_compile_ms_total": round(sum(lat) * 1000, 3),
+            "interp_instructions": self.interp_instructions,
+            "interp_entries": self.interp_entries,
+            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        }
+
+
+ENGINES = ("aot", "jit", "interp")
+FALLBACKS = ("jit", "interp", "none")
 
 
 class Machine:
-    """A riscv64 guest process backed by an AOT image."""
+    """A riscv64 guest process, backed by an AOT image (``image``) or run
+    straight from a guest ELF (``elf``: no image table, every block comes
+    from the fallback engine).
 
-    def __init__(self, image, *, argv: Sequence[bytes], envp: Sequence[bytes],
-                 strace: TextIO | None = None, exe_path: str = "") -> None:
+    ``engine``: ``aot`` runs translated code natively and sends lookup
+    misses to ``fallback`` (``jit``, ``interp`` or ``none``); ``jit`` is the
+    native loop with an empty image table (everything JIT-compiled);
+    ``interp`` runs every instruction in the interpreter.
+    """
+
+    def __init__(self, image=None, *, argv: Sequence[bytes], envp: Sequence[bytes],
+                 strace: TextIO | None = None, exe_path: str = "", elf=None,
+                 engine: str = "aot", fallback: str = "jit") -> None:
         from runtime import _native
         from runtime.guest_memory import GUARD, GuestMemory
         from runtime.linux.abi import RISCV64_ABI
         from runtime.linux.kernel import LinuxKernel
         from runtime.process import AuxvInfo, build_initial_stack, load_segments
 
-        meta = image.metadata
-        if meta.get("guest_isa") != "riscv64" or meta.get("engine") != "aot":
-            raise ImageError(f"this image needs the {meta.get('engine')} engine for a "
-                             f"{meta.get('guest_isa')} guest, which this runtime does not provide yet")
+        if engine not in ENGINES or fallback not in FALLBACKS:
+            raise ImageError(f"unknown engine {engine!r} or fallback {fallback!r}")
+        if image is not None:
+            meta = image.metadata
+            if meta.get("guest_isa") != "riscv64" or meta.get("engine") != "aot":
+                raise ImageError(f"this image needs the {meta.get('engine')} engine for a "
+                                 f"{meta.get('guest_isa')} guest, which this runtime does not provide yet")
+            segments = image.segments
+            auxv = AuxvInfo(entry=int(meta["entry"]), phdr_vaddr=int(meta["phdr_vaddr"]),
+                            phent=int(meta["phent"]), phnum=int(meta["phnum"]))
+            arena_bits = int(meta.get("arena_bits", 32))
+        elif elf is not None:
+            if elf.isa != "riscv64":
+                raise ImageError(f"the {engine} engine runs riscv64 guests, not {elf.isa}")
+            if engine == "aot":
+                raise ImageError("the aot engine needs an image made by `aotc build`")
+            segments = elf.segments
+            auxv = AuxvInfo(entry=elf.entry, phdr_vaddr=elf.phdr_vaddr, phent=elf.phent, phnum=elf.phnum)
+            arena_bits = 32
+        else:
+            raise ImageError("Machine needs an image or a guest ELF")
         self.image = image
+        self.engine = engine
+        self.fallback = "jit" if engine == "jit" else ("interp" if engine == "interp" else fallback)
         self._native = _native
-        self.mem = GuestMemory(bits=int(meta.get("arena_bits", 32)))
+        self.mem = GuestMemory(bits=arena_bits)
         _native.install_fault_handler(self.mem.base, self.mem.size + GUARD)
-        brk = load_segments(self.mem, image.segments)
-        auxv = AuxvInfo(entry=int(meta["entry"]), phdr_vaddr=int(meta["phdr_vaddr"]),
-                        phent=int(meta["phent"]), phnum=int(meta["phnum"]))
+        brk = load_segments(self.mem, segments)
         sp = build_initial_stack(self.mem, argv=list(argv), envp=list(envp), auxv_info=auxv,
                                  isa="riscv64")
         self.kernel = LinuxKernel(self.mem, RISCV64_ABI, brk_start=brk,
                                   exe_path=exe_path, strace=strace)
         self.state = GuestState()
-        self.state.pc = int(meta["entry"])
+        self.state.pc = auxv.entry
         self.state.x[2] = sp
         self.state.reservation = _MASK64
-        info = _ImageInfo.from_address(image.symbol_address(INFO_SYMBOL))
-        self._htab, self._mask = info.htab, info.mask
+        if image is not None:
+            info = _ImageInfo.from_address(image.symbol_address(INFO_SYMBOL))
+            self._htab, self._mask = info.htab, info.mask
+        else:
+            # No image: table 1 is one empty slot (every lookup misses).
+            self._empty = (ctypes.c_uint64 * 2)()
+            self._htab, self._mask = ctypes.addressof(self._empty), 0
         self.stats = RunStats()
+        self._jit = None
+        self._interp = None
+        self._image_pcs: set[int] | None = None
+
+    # -- fallback engines ---------------------------------------------------
+    def image_pcs(self) -> set[int]:
+        if self._image_pcs is None:
+            from runtime.jit import table_pcs
+
+            self._image_pcs = table_pcs(self._htab, self._mask) if self.image is not None else set()
+        return self._image_pcs
+
+    @property
+    def jit(self):
+        if self._jit is None:
+            from runtime.jit import Jit
+
+            self._jit = Jit(self.mem, self._htab, self._mask, self.image_pcs())
+        return self._jit
+
+    @property
+    def interp(self):
+        if self._interp is None:
+            from runtime.interp import Interpreter
+
+            self._interp = Interpreter(self.mem)
+        return self._interp
+
+    def _native_covers(self, pc: int) -> bool:
+        return pc in self.image_pcs() or (self._jit is not None and pc in self._jit.pcs)
+
+    def _run_interp(self, fallback: bool) -> int:
+        self.stats.interp_entries += 1
+        it = self.interp
+        before = it.insns
+        stop = self._native_covers if fallback else None
+        code = it.run(self.state, stop=stop)
+        self.stats.interp_instructions += it.insns - before
+        if code == EXIT_FAULT:
+            self.state.fault_pc = self.state.pc
+            self._fault_addr = it.fault_addr if it.fault_addr is not None else self.state.pc
+        return code
+
+    def _run_native(self) -> int:
+        self.stats.native_entries += 1
+        if self._jit is not None:
+            t = self._jit.table
+            return self._native.run(ctypes.addressof(self.state), self.mem.base, self._htab, self._mask,
+                                    t.address, t.mask)
+        return self._native.run(ctypes.addressof(self.state), self.mem.base, self._htab, self._mask)
+
+    def _miss(self, pc: int) -> int | None:
+        """A lookup miss at pc: JIT-compile it, or interpret up to native code."""
+        if self._native_covers(pc):
+            return None      # translated since the exiting block was compiled
+        self.stats.lookup_misses += 1
+        self.stats.missed_pcs[pc] = self.stats.missed_pcs.get(pc, 0) + 1
+        if self.fallback == "none":
+            raise UntranslatedCode(pc)
+        if self.fallback == "interp":
+            return self._run_interp(fallback=True)
+        jit = self.jit
+        if not jit.compile(pc):
+            raise GuestFault(signal.SIGSEGV, pc, f"instruction fetch from non-executable address {pc:#x}")
+        self.stats.jit_compiles += 1
+        self.stats.jit_blocks = jit.blocks
+        self.stats.jit_seconds = jit.compile_seconds
+        return None
 
     def run(self) -> int:
         """Run to completion; return the guest's exit status (or raise GuestFault)."""
         from runtime.linux.kernel import GuestExit, GuestKilled
 
         st = self.state
-        state_addr = ctypes.addressof(st)
-        run = self._native.run
+        self._fault_addr = 0
+        interp_only = self.engine == "interp"
         while True:
-            self.stats.native_entries += 1
-            code = run(state_addr, self.mem.base, self._htab, self._mask)
+            if interp_only:
+                code = self._run_interp(fallback=False)
+            else:
+                code = self._run_native()
+                if code == EXIT_FAULT:
+                    self._fault_addr = self._native.last_fault()[0]
+            while code == EXIT_MISS:
+                code = self._miss(st.pc)
+                if code is None:
+                    break
+            if code is None or code == EXIT_CONTINUE:
+                continue
             if code == EXIT_SYSCALL:
                 self.stats.syscalls += 1
                 x = st.x
@@ -97,16 +246,18 @@ class Machine:
                 x[10] = ret & _MASK64
                 st.pc += 4
             elif code == EXIT_FAULT:
-                addr, _host_pc = self._native.last_fault()
-                raise GuestFault(signal.SIGSEGV, st.fault_pc, f"invalid memory access at {addr:#x}")
+                raise GuestFault(signal.SIGSEGV, st.fault_pc,
+                                 f"invalid memory access at {self._fault_addr:#x}")
             elif code == EXIT_ILLEGAL:
                 raise GuestFault(signal.SIGILL, st.pc, f"illegal instruction {st.exit_info:#x}")
             elif code == EXIT_BREAK:
                 raise GuestFault(signal.SIGTRAP, st.pc, "ebreak")
             elif code == EXIT_FENCE_I:
                 st.pc = st.exit_info
-            elif code == EXIT_MISS:
-                raise UntranslatedCode(st.pc)
+                if self._jit is not None:
+                    self._jit.invalidate_code()
+                if self._interp is not None:
+                    self._interp.flush_decoded()
             else:
                 raise ImageError(f"translated code returned unknown exit code {code}")
 
@@ -117,15 +268,25 @@ class Machine:
 
 def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = (),
               env: dict[str, str] | None = None, argv0: str | None = None,
-              strace: TextIO | None = None, engine: str = "aot", stats: dict | None = None,
-              timeout: float | None = None, max_memory: int | None = None) -> int:
-    """Verify, map and run an image; the shared entry point of aotrun and tests."""
+              strace: TextIO | None = None, engine: str = "aot", fallback: str = "jit",
+              stats: dict | None = None, timeout: float | None = None,
+              max_memory: int | None = None) -> int:
+    """Verify, map and run an image — or, for ``engine`` ``jit``/``interp``,
+    also a guest ELF directly; the shared entry point of aotrun and tests.
+    ``stats``, when given, is filled with the run's counters (RunStats.to_dict)."""
     import os
+    import time
 
     from aotc.keys import trusted_keys
     from loader import load_image
 
-    image = load_image(Path(path), trusted_keys(list(trust)))
+    image = elf = None
+    if engine in ("jit", "interp") and _is_elf(Path(path)):
+        from aotc.elf.guest_elf import read_guest_elf
+
+        elf = read_guest_elf(Path(path))
+    else:
+        image = load_image(Path(path), trusted_keys(list(trust)))
     if engine == "kvm" or (image is not None and image.metadata.get("engine") == "kvm"):
         from runtime.kvm.vm import run_kvm_image  # x86_64 guests in a KVM vCPU
 
@@ -136,9 +297,23 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
     argv = [os.fsencode(name)] + [os.fsencode(a) for a in guest_args]
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
     machine = Machine(image, argv=argv, envp=envp, strace=strace,
-                      exe_path=os.path.abspath(str(path)))
+                      exe_path=os.path.abspath(str(path)), elf=elf, engine=engine, fallback=fallback)
+    t0 = time.perf_counter()
     try:
         sys.stdout.flush()
         return machine.run()
     finally:
+        if stats is not None:
+            stats.update(machine.stats.to_dict(engine, machine.fallback, time.perf_counter() - t0))
+            stats["missed_pcs"] = sorted(machine.stats.missed_pcs)
         machine.close()
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    # Guest programs are static executables (ET_EXEC); images are shared objects.
+    return head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little") == 2

@@ -158,7 +158,9 @@ static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry
             break;
         }
         r = fn(state, mem);
-        if (r != EXIT_CONTINUE)
+        /* A block of one table may jump to code that was missing when it was
+         * compiled but has since been JIT-compiled into table 2: re-probe. */
+        if (r != EXIT_CONTINUE && !(r == EXIT_MISS && tab2))
             break;
     }
     in_guest = 0;

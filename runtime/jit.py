@@ -1,0 +1,221 @@
+"""JIT fallback: translate guest code the image does not cover, at run time.
+
+On a lookup miss at ``pc`` the ``Jit`` discovers the region reachable from
+``pc`` in the guest's executable mappings (``aotc.discover.discover_region``,
+bounded, stopping at code that already has a translation), lifts it with the
+same ``lift_block`` + ``LLVMBuilder`` as ``aotc build`` (one semantics
+definition), compiles it with the same llvmlite pipeline (``compile_ir``),
+links it with the system linker into a small shared object, and loads that
+from a sealed memfd.  Its entries go into a second native hash table (same
+layout as the image's: ``{u64 pc, void *fn}``, probe ``(pc >> 1) & mask``,
+linear) that the dispatcher probes after the image's table.
+
+W^X: the host code is produced as an ELF file *image* in Python bytes, written
+with ``write(2)`` into a memfd that is then sealed against writing, growing
+and shrinking, and only then ``dlopen``ed.  The dynamic loader maps the text
+segment read+execute from the sealed file (``-z separate-code`` keeps it off
+any writable page; the code is PIC, so there are no text relocations), so no
+host page is ever writable and executable at once, not even transiently.
+
+Control flow out of a region: a direct branch to another block of the same
+region is a ``musttail`` call; to a block of the image or of an earlier
+region it returns ``EXIT_CONTINUE`` (the dispatcher finds it in one of the
+two tables without leaving native code); to code nobody has translated yet it
+returns ``EXIT_MISS`` (back here).  Indirect branches probe the image's table
+inline (its address is a constant in the generated code) and otherwise
+return to the dispatcher, which also probes the JIT table.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from aotc.isa.riscv64.state import GuestState  # noqa: F401  (layout shared with the image)
+
+_ENTRY = ctypes.c_uint64 * 2
+_F_ADD_SEALS = 1033
+_SEALS = 0x1 | 0x2 | 0x4 | 0x8   # F_SEAL_SEAL | SHRINK | GROW | WRITE
+
+
+class Htab:
+    """A growable native hash table owned by Python (the dispatcher's table 2)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._alloc(size)
+        self.count = 0
+
+    def _alloc(self, size: int) -> None:
+        self.size = size
+        self.mask = size - 1
+        self.table = (_ENTRY * size)()
+
+    @property
+    def address(self) -> int:
+        return ctypes.addressof(self.table)
+
+    def _put(self, pc: int, fn: int) -> None:
+        h = (pc >> 1) & self.mask
+        while True:
+            slot = self.table[h]
+            if slot[0] == 0 or slot[0] == pc:
+                if slot[0] == 0:
+                    self.count += 1
+                slot[0], slot[1] = pc, fn
+                return
+            h = (h + 1) & self.mask
+
+    def insert(self, pc: int, fn: int) -> None:
+        if 2 * (self.count + 1) > self.size:
+            old = [(e[0], e[1]) for e in self.table if e[0]]
+            self._alloc(self.size * 2)
+            self.count = 0
+            for p, f in old:
+                self._put(p, f)
+        self._put(pc, fn)
+
+    def pcs(self) -> set[int]:
+        return {e[0] for e in self.table if e[0]}
+
+
+def table_pcs(address: int, mask: int) -> set[int]:
+    """The guest pcs in a native table (e.g. the image's)."""
+    if not address:
+        return set()
+    table = (_ENTRY * (mask + 1)).from_address(address)
+    return {e[0] for e in table if e[0]}
+
+
+class Jit:
+    """Compile missed guest code into the second table, for the process lifetime."""
+
+    def __init__(self, mem, image_htab: int, image_mask: int, image_pcs: set[int],
+                 opt_level: int = 0, max_blocks: int = 64) -> None:
+        self.mem = mem
+        self.image_htab, self.image_mask = image_htab, image_mask
+        self.image_pcs = image_pcs
+        self.table = Htab()
+        self.opt_level = opt_level
+        self.max_blocks = max_blocks
+        self._libs: list = []           # dlopen'ed regions, kept loaded for good
+        self.compile_seconds: list[float] = []
+        self.blocks = 0
+        self._code_cache: list | None = None
+        self.pcs: set[int] = set()      # guest pcs this JIT has translated
+        self.phase_seconds = {"lift": 0.0, "llvm": 0.0, "link": 0.0}
+
+    def covered(self, pc: int) -> bool:
+        return pc in self.image_pcs or pc in self.pcs
+
+    def _code_ranges(self):
+        from aotc.discover import CodeRange
+        from runtime.guest_memory import PROT_EXEC
+
+        if self._code_cache is None:
+            self._code_cache = [CodeRange(m.start, ctypes.string_at(self.mem.base + m.start, m.end - m.start))
+                                for m in self.mem.mappings() if m.prot & PROT_EXEC]
+        return self._code_cache
+
+    def invalidate_code(self) -> None:
+        """Guest code bytes may have changed (fence.i, mmap/mprotect of code)."""
+        self._code_cache = None
+
+    def compile(self, pc: int) -> bool:
+        """Translate the region at ``pc``; False when pc is not in executable memory."""
+        from aotc.backend.compile import _FOOTER, _HEADER, compile_ir, lift_block
+        from aotc.backend.llvm_builder import HTAB_SYMBOL, block_symbol
+        from aotc.discover import discover_region
+
+        t0 = time.perf_counter()
+        if not any(r.start <= pc < r.end for r in self._code_ranges()):
+            self.invalidate_code()     # mappings may have changed since the last region
+            if not any(r.start <= pc < r.end for r in self._code_ranges()):
+                return False
+        done = self.image_pcs | self.pcs
+        disc = discover_region(self._code_ranges(), pc, stop=done, max_blocks=self.max_blocks)
+        region = disc.blocks
+        dispatch_only = frozenset(done) | frozenset(
+            p for p, b in region.items() if b.insns and b.insns[0].mnemonic.startswith("csrr"))
+        known = frozenset(region) | frozenset(done)
+        parts = [_HEADER]
+        decls: set[str] = set()
+        untranslated: list = []
+        uses_htab = False
+        for block in region.values():
+            text, b = lift_block(block, known, self.image_mask, untranslated, dispatch_only)
+            parts.append(text)
+            decls |= b.intrinsics
+            uses_htab |= b.uses_htab
+        parts.extend(sorted(decls))
+        parts.append(_FOOTER)
+        ir = "\n".join(parts)
+        if uses_htab:
+            # Inline probes read the image's table at its (fixed) address.
+            ir = ir.replace(f"ptr @{HTAB_SYMBOL}", f"ptr inttoptr (i64 {self.image_htab} to ptr)")
+        for p in region:    # exported, so the region's entries can be looked up
+            ir = ir.replace(f"define hidden i64 @{block_symbol(p)}(", f"define i64 @{block_symbol(p)}(")
+        t1 = time.perf_counter()
+        obj = compile_ir(ir, self.opt_level, f"jit_{pc:x}")
+        t2 = time.perf_counter()
+        so = _link(obj)
+        t3 = time.perf_counter()
+        lib = _load_sealed(so, pc)
+        self.phase_seconds["lift"] += t1 - t0
+        self.phase_seconds["llvm"] += t2 - t1
+        self.phase_seconds["link"] += t3 - t2
+        self._libs.append(lib)
+        for p in region:
+            fn = ctypes.cast(lib[block_symbol(p)], ctypes.c_void_p).value
+            self.table.insert(p, fn)
+            self.pcs.add(p)
+        self.blocks += len(region)
+        self.compile_seconds.append(time.perf_counter() - t0)
+        return True
+
+
+def _link(obj: bytes) -> bytes:
+    """Link one object into a shared object with the system linker (``ld``
+    directly: the ``cc`` driver costs ~40 ms per region).  ``-z text`` refuses
+    text relocations, ``-z separate-code`` keeps code off data pages; FP
+    helpers the code may call (libm's fma) resolve against the process."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from aotc.errors import BuildError
+
+    ld = shutil.which("ld")
+    if ld is None:
+        raise BuildError("the JIT needs the system linker 'ld' (install binutils)")
+    with tempfile.TemporaryDirectory(prefix="aotc-jit-") as tmp:
+        src, out = os.path.join(tmp, "r.o"), os.path.join(tmp, "r.so")
+        with open(src, "wb") as f:
+            f.write(obj)
+        proc = subprocess.run([ld, "-shared", "-o", out, src, "--hash-style=gnu", "--build-id=none",
+                               "-z", "now", "-z", "relro", "-z", "noexecstack", "-z", "separate-code",
+                               "-z", "text"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError("linking JIT code failed: " + (proc.stderr.strip().splitlines() or ["?"])[0])
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def _load_sealed(so: bytes, pc: int):
+    """Write the linked object into a memfd, seal it, then dlopen it (W^X)."""
+    from loader.image import _dlopen_fd
+
+    fd = os.memfd_create(f"aotc-jit-{pc:x}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(so)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
+    except BaseException:
+        os.close(fd)
+        raise
+    cdll, _fd = _dlopen_fd(fd, Path(f"<jit region {pc:#x}>"))
+    return cdll
