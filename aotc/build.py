@@ -45,6 +45,19 @@ class BuildReport:
         return "\n".join(lines)
 
 
+def load_profile(path: Path) -> list[int]:
+    """The missed entry pcs recorded by ``aotrun --record-profile``."""
+    import json
+
+    from aotc.errors import BuildError
+
+    try:
+        data = json.loads(path.read_text())
+        return [int(pc, 0) if isinstance(pc, str) else int(pc) for pc in data["missed_pcs"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BuildError(f"{path}: not a usable run profile ({e})") from None
+
+
 def _code_and_data(elf) -> tuple[list, list[bytes]]:
     """Executable sections (or segments) as code; everything else as data to scan."""
     from elftools.elf.elffile import ELFFile
@@ -75,7 +88,7 @@ def _code_and_data(elf) -> tuple[list, list[bytes]]:
 
 def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_level: int = 2,
                 progress: Callable[[str], None] | None = None,
-                dump_dir: Path | None = None) -> BuildReport:
+                dump_dir: Path | None = None, profile: Path | None = None) -> BuildReport:
     """Translate ``guest`` and write the signed image to ``output``."""
     from aotc.elf.guest_elf import read_guest_elf
 
@@ -99,6 +112,9 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     if not code:
         raise ElfError(f"{guest}: no executable code found")
     entries = {"entry": [elf.entry], "symbols": [a for a, _s, _n in elf.symbols]}
+    if profile is not None:
+        # Entry pcs a previous run missed (aotrun --record-profile).
+        entries["profile"] = load_profile(Path(profile))
     say(f"decoding {sum(len(c.data) for c in code)} bytes of {elf.isa} code")
     t1 = time.perf_counter()
     disc = discover(code, data, entries, progress=say)

@@ -39,8 +39,10 @@ def _default_output(guest: Path) -> Path:
 @click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True,
               help="LLVM optimisation level.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print progress to stderr.")
+@click.option("--profile", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Add the entry pcs a run missed (aotrun --record-profile) to discovery.")
 def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool,
-          jobs: int | None, opt_level: int, quiet: bool) -> None:
+          jobs: int | None, opt_level: int, quiet: bool, profile: Path | None = None) -> None:
     """Translate GUEST (a static riscv64 Linux ELF) into a signed image."""
     from aotc.keys import load_or_create_signing_key, load_private_key
 
@@ -56,7 +58,8 @@ def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool
     from aotc.build import build_image
 
     progress = None if quiet else (lambda message: click.echo(message, err=True))
-    report = build_image(guest, output, key=key, jobs=jobs, opt_level=opt_level, progress=progress)
+    report = build_image(guest, output, key=key, jobs=jobs, opt_level=opt_level, progress=progress,
+                         **({"profile": profile} if profile is not None else {}))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:

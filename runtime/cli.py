@@ -93,7 +93,10 @@ def _report_stats(stats: dict, show: bool, json_path: Path | None, profile: Path
     import json
 
     missed = stats.pop("missed_pcs", [])
-    if show:
+    if show and "jit_compiles" not in stats:      # another engine's counters (kvm)
+        sys.stdout.flush()
+        print("aotrun stats: " + ", ".join(f"{k} {v}" for k, v in stats.items()), file=sys.stderr)
+    elif show:
         sys.stdout.flush()
         p50, p99 = stats["jit_compile_ms_p50"], stats["jit_compile_ms_p99"]
         jit = (f"jit compiles {stats['jit_compiles']} ({stats['jit_blocks']} blocks, "

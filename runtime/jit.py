@@ -105,7 +105,14 @@ class Jit:
         self.blocks = 0
         self._code_cache: list | None = None
         self.pcs: set[int] = set()      # guest pcs this JIT has translated
-        self.phase_seconds = {"lift": 0.0, "llvm": 0.0, "link": 0.0}
+        self.phase_seconds = {"lift": 0.0, "compile+link": 0.0}
+        self._worker: _Worker | None = None
+        self.worker_start_seconds = 0.0
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     def covered(self, pc: int) -> bool:
         return pc in self.image_pcs or pc in self.pcs
@@ -125,10 +132,13 @@ class Jit:
 
     def compile(self, pc: int) -> bool:
         """Translate the region at ``pc``; False when pc is not in executable memory."""
-        from aotc.backend.compile import _FOOTER, _HEADER, compile_ir, lift_block
+        from aotc.backend.compile import _FOOTER, _HEADER, lift_block
         from aotc.backend.llvm_builder import HTAB_SYMBOL, block_symbol
         from aotc.discover import discover_region
 
+        if self._worker is None:       # started once; not part of compile latency
+            self._worker = _Worker()
+            self.worker_start_seconds = self._worker.start_seconds
         t0 = time.perf_counter()
         if not any(r.start <= pc < r.end for r in self._code_ranges()):
             self.invalidate_code()     # mappings may have changed since the last region
@@ -158,14 +168,11 @@ class Jit:
         for p in region:    # exported, so the region's entries can be looked up
             ir = ir.replace(f"define hidden i64 @{block_symbol(p)}(", f"define i64 @{block_symbol(p)}(")
         t1 = time.perf_counter()
-        obj = compile_ir(ir, self.opt_level, f"jit_{pc:x}")
+        so = self._worker.compile(ir, self.opt_level)
         t2 = time.perf_counter()
-        so = _link(obj)
-        t3 = time.perf_counter()
         lib = _load_sealed(so, pc)
         self.phase_seconds["lift"] += t1 - t0
-        self.phase_seconds["llvm"] += t2 - t1
-        self.phase_seconds["link"] += t3 - t2
+        self.phase_seconds["compile+link"] += t2 - t1
         self._libs.append(lib)
         for p in region:
             fn = ctypes.cast(lib[block_symbol(p)], ctypes.c_void_p).value
@@ -176,31 +183,42 @@ class Jit:
         return True
 
 
-def _link(obj: bytes) -> bytes:
-    """Link one object into a shared object with the system linker (``ld``
-    directly: the ``cc`` driver costs ~40 ms per region).  ``-z text`` refuses
-    text relocations, ``-z separate-code`` keeps code off data pages; FP
-    helpers the code may call (libm's fma) resolve against the process."""
-    import shutil
-    import subprocess
-    import tempfile
+class _Worker:
+    """The compile worker process (``runtime.jit_worker``), started on first use."""
 
-    from aotc.errors import BuildError
+    def __init__(self) -> None:
+        import subprocess
+        import sys
 
-    ld = shutil.which("ld")
-    if ld is None:
-        raise BuildError("the JIT needs the system linker 'ld' (install binutils)")
-    with tempfile.TemporaryDirectory(prefix="aotc-jit-") as tmp:
-        src, out = os.path.join(tmp, "r.o"), os.path.join(tmp, "r.so")
-        with open(src, "wb") as f:
-            f.write(obj)
-        proc = subprocess.run([ld, "-shared", "-o", out, src, "--hash-style=gnu", "--build-id=none",
-                               "-z", "now", "-z", "relro", "-z", "noexecstack", "-z", "separate-code",
-                               "-z", "text"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BuildError("linking JIT code failed: " + (proc.stderr.strip().splitlines() or ["?"])[0])
-        with open(out, "rb") as f:
-            return f.read()
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "runtime.jit_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        self.start_seconds = time.perf_counter() - t0
+
+    def compile(self, ir: str, opt_level: int) -> bytes:
+        from aotc.errors import BuildError
+        from runtime.jit_worker import read_msg, write_msg
+
+        try:
+            write_msg(self.proc.stdin, bytes([opt_level]) + ir.encode())
+            reply = read_msg(self.proc.stdout)
+        except OSError as e:
+            raise BuildError(f"JIT compile worker failed: {e}") from None
+        if reply is None:
+            raise BuildError("JIT compile worker exited")
+        if reply[:1] != b"K":
+            raise BuildError(f"JIT compile failed: {reply[1:].decode(errors='replace')}")
+        return reply[1:]
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
 
 
 def _load_sealed(so: bytes, pc: int):

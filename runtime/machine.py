@@ -262,6 +262,8 @@ class Machine:
                 raise ImageError(f"translated code returned unknown exit code {code}")
 
     def close(self) -> None:
+        if self._jit is not None:
+            self._jit.close()
         self.kernel.close()
         self.mem.release()
 

@@ -1,0 +1,135 @@
+"""Fallback engines on a guest whose code the image does not cover.
+
+The hand-assembled guest computes a jump target arithmetically (``auipc`` +
+``addi``) and jumps there with ``jalr``.  Discovery cannot know the target:
+no direct branch reaches it, no data word points at it, and the linear sweep
+starts its descent at the ``nop`` right after the ``jalr`` and runs straight
+through the target, so the target is *inside* a block, never a block entry.
+The image therefore misses it, and the fallback engine must run it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import aotc_cmd, aotrun_cmd, run_tool
+from test_guest_exits import ECALL, ENTRY, addi, tiny_elf
+
+TARGET = ENTRY + 5 * 4
+
+
+def auipc(rd: int, imm20: int) -> int:
+    return ((imm20 & 0xFFFFF) << 12) | (rd << 7) | 0x17
+
+
+def jalr(rd: int, rs1: int, imm: int) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x67
+
+
+# t0 = pc; t0 += 12; t0 += 8 (= TARGET); jr t0; nop; TARGET: a0 = 42; a7 = 93; ecall (exit)
+MISSING_WORDS = [auipc(5, 0), addi(5, 5, 12), addi(5, 5, 8), jalr(0, 5, 0), addi(0, 0, 0),
+                 addi(10, 0, 42), addi(17, 0, 93), ECALL]
+
+
+def build_guest(tmp_path: Path, name: str = "computed") -> Path:
+    guest = tmp_path / name
+    guest.write_bytes(tiny_elf(MISSING_WORDS))
+    return guest
+
+
+def build(guest: Path, extra: list[str] | None = None) -> Path:
+    image = guest.with_suffix(".so")
+    proc = run_tool([*aotc_cmd(), "build", "-q", str(guest), "-o", str(image), *(extra or [])])
+    assert proc.returncode == 0, proc.stderr
+    return image
+
+
+@pytest.fixture
+def missing_image(tmp_path, config_dir) -> Path:
+    return build(build_guest(tmp_path))
+
+
+def test_fallback_none_reports_untranslated_code(missing_image):
+    proc = run_tool([*aotrun_cmd(), "--fallback", "none", str(missing_image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert f"untranslated code at pc {TARGET:#x}" in err, err
+
+
+def test_jit_fallback_runs_missed_block(missing_image, tmp_path):
+    stats_path = tmp_path / "stats.json"
+    proc = run_tool([*aotrun_cmd(), "--stats", "--stats-json", str(stats_path), str(missing_image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 42, err
+    stats = json.loads(stats_path.read_text())
+    assert stats["fallback"] == "jit"
+    assert stats["lookup_misses"] == 1 and stats["jit_compiles"] == 1, stats
+    assert stats["jit_blocks"] >= 1 and stats["jit_compile_ms_p50"] > 0
+    assert stats["interp_instructions"] == 0
+    assert "lookup misses 1" in err and "jit compiles 1" in err, err
+
+
+def test_interp_fallback_runs_missed_block(missing_image, tmp_path):
+    stats_path = tmp_path / "stats.json"
+    proc = run_tool([*aotrun_cmd(), "--fallback", "interp", "--stats-json", str(stats_path),
+                     str(missing_image)])
+    assert proc.returncode == 42, proc.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["fallback"] == "interp" and stats["jit_compiles"] == 0
+    # a0 = 42; a7 = 93; ecall: interpreted up to the ecall (a syscall exit)
+    assert stats["interp_instructions"] == 3, stats
+    assert stats["lookup_misses"] == 1
+
+
+@pytest.mark.parametrize("engine", ["jit", "interp"])
+def test_engines_run_the_guest_elf(engine, tmp_path, config_dir):
+    proc = run_tool([*aotrun_cmd(), f"--engine={engine}", str(build_guest(tmp_path))])
+    assert proc.returncode == 42, proc.stderr
+
+
+def test_stats_fields(tmp_path, config_dir):
+    stats_path = tmp_path / "s.json"
+    proc = run_tool([*aotrun_cmd(), "--engine=interp", "--stats", "--stats-json", str(stats_path),
+                     str(build_guest(tmp_path))])
+    assert proc.returncode == 42
+    stats = json.loads(stats_path.read_text())
+    for key in ("engine", "fallback", "wall_seconds", "native_entries", "lookup_misses", "syscalls",
+                "jit_compiles", "jit_blocks", "jit_compile_ms_p50", "jit_compile_ms_p99",
+                "interp_instructions", "peak_rss_kib"):
+        assert key in stats, key
+    assert stats["engine"] == "interp" and stats["native_entries"] == 0
+    assert stats["interp_instructions"] == len(MISSING_WORDS) - 1    # the nop is jumped over
+    assert stats["syscalls"] == 1 and stats["peak_rss_kib"] > 0
+    assert "aotrun stats: engine interp" in proc.stderr.decode()
+
+
+def test_jit_code_is_never_writable_and_executable(tmp_path, config_dir):
+    """Run the JIT in-process and check the host mappings: no page is W+X
+    except ones that existed before (e.g. libffi trampolines)."""
+    import os
+
+    from aotc.elf.guest_elf import read_guest_elf
+    from runtime.machine import Machine
+
+    def wx() -> set[str]:
+        with open("/proc/self/maps") as f:
+            return {line.split()[0] for line in f if "w" in line.split()[1] and "x" in line.split()[1]}
+
+    before = wx()
+    elf = read_guest_elf(build_guest(tmp_path))
+    m = Machine(None, argv=[b"g"], envp=[], elf=elf, engine="jit")
+    try:
+        assert m.run() == 42
+        assert m.stats.jit_compiles >= 1
+        with open("/proc/self/maps") as f:
+            jit_maps = [line for line in f if "aotc-jit" in line]
+        assert jit_maps, "JIT code is loaded from sealed memfds"
+        assert all("w" not in line.split()[1] or "x" not in line.split()[1] for line in jit_maps)
+        assert wx() <= before, wx() - before
+    finally:
+        m.close()
+    _ = os, struct
