@@ -133,3 +133,24 @@ def test_jit_code_is_never_writable_and_executable(tmp_path, config_dir):
     finally:
         m.close()
     _ = os, struct
+
+
+@pytest.mark.parametrize("engine", ["jit", "interp"])
+def test_jump_to_non_executable_memory_is_sigsegv(engine, tmp_path, config_dir):
+    # jr sp: the stack is not executable
+    guest = tmp_path / "jump-to-stack"
+    guest.write_bytes(tiny_elf([jalr(0, 2, 0)]))
+    proc = run_tool([*aotrun_cmd(), f"--engine={engine}", str(guest)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 128 + 11, err
+    assert "SIGSEGV" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("engine", ["jit", "interp"])
+def test_undecodable_instruction_is_sigill(engine, tmp_path, config_dir):
+    guest = tmp_path / "sigill"
+    guest.write_bytes(tiny_elf([addi(10, 0, 1), 0x00000000]))
+    proc = run_tool([*aotrun_cmd(), f"--engine={engine}", str(guest)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 128 + 4, err
+    assert f"SIGILL at pc {ENTRY + 4:#x}" in err, err
