@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The benchmark runner: native x86_64 vs qemu-riscv64 vs aotrun, in one run.
+
+For every program in bench/bin it translates the riscv64 build with `aotc
+build` (timed), then runs native, qemu-riscv64 (when installed) and aotrun
+interleaved, --reps times each, checks all three print the same output, and
+reports medians, per-program ratios and geometric means; also build speed,
+image size vs guest code, aotrun start-up for hello, and peak memory.
+Not a test: machines are noisy, so only ratios from one run mean anything.
+
+    python bench/run.py [--reps 3] [--only crc32,matmul] [--write-docs]
+
+--write-docs replaces the generated section of docs/performance.md and
+writes docs/performance.png (needs matplotlib; skipped with a note if absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "bench" / "bin"
+DOC = ROOT / "docs" / "performance.md"
+CHART = ROOT / "docs" / "performance.png"
+BEGIN, END = "<!-- bench/run.py begin -->", "<!-- bench/run.py end -->"
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, bytes, int]:
+    """Wall time and stdout of one child process (peak RSS: see peak_rss)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, env=env)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')[-2000:]}")
+    return dt, proc.stdout, 0
+
+
+def peak_rss(cmd: list[str], env: dict[str, str]) -> int:
+    """Peak RSS in KiB via wait4 (Popen.wait would reap the child first)."""
+    pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
+    _, _, usage = os.wait4(pid, 0)
+    return usage.ru_maxrss
+
+
+def geomean(xs: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="aotc benchmark runner")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated program names")
+    ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    aotc, aotrun, qemu = shutil.which("aotc"), shutil.which("aotrun"), shutil.which("qemu-riscv64")
+    if not (aotc and aotrun):
+        sys.exit("aotc/aotrun not on PATH: pip install -e .")
+    names = sorted(p.name.split(".")[0] for p in BIN.glob("*.riscv64"))
+    if args.only:
+        names = [n for n in names if n in args.only.split(",")]
+    if not names:
+        sys.exit("no benchmark binaries: run python bench/build.py")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "AOTC_CONFIG_DIR")}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="aotc-bench-") as tmp:
+        for name in names:
+            guest, native = BIN / f"{name}.riscv64", BIN / f"{name}.x86_64"
+            image = Path(tmp, f"{name}.so")
+            t0 = time.perf_counter()
+            rep = subprocess.run([aotc, "build", "-q", "--json", str(guest), "-o", str(image)],
+                                 check=True, capture_output=True)
+            build_s = time.perf_counter() - t0
+            report = json.loads(rep.stdout)
+            runners = {"native": [str(native)], "aotrun": [aotrun, str(image)]}
+            if qemu:
+                runners["qemu"] = [qemu, str(guest)]
+            times: dict[str, list[float]] = {k: [] for k in runners}
+            outs: dict[str, bytes] = {}
+            for _ in range(args.reps):
+                for who, cmd in runners.items():
+                    dt, out, _ = run_measured(cmd, env)
+                    times[who].append(dt)
+                    outs[who] = out
+            for who, out in outs.items():
+                if out != outs["native"]:
+                    sys.exit(f"{name}: {who} output differs from native: {out[:120]!r} vs {outs['native'][:120]!r}")
+            med = {k: statistics.median(v) for k, v in times.items()}
+            row = {
+                "program": name,
+                "native_s": med["native"], "aotrun_s": med["aotrun"], "qemu_s": med.get("qemu"),
+                "aotrun_vs_native": med["native"] / med["aotrun"],
+                "qemu_vs_native": med["native"] / med["qemu"] if "qemu" in med else None,
+                "aotrun_vs_qemu": med["qemu"] / med["aotrun"] if "qemu" in med else None,
+                "build_s": build_s, "instructions": report["instructions"],
+                "insns_per_s": report["instructions"] / build_s,
+                "image_bytes": report["image_bytes"], "guest_code_bytes": report["guest_code_bytes"],
+                "aotrun_peak_kib": peak_rss([aotrun, str(image)], env),
+                "native_peak_kib": peak_rss([str(native)], env),
+            }
+            rows.append(row)
+            print(f"{name:9s} native {row['native_s']:.3f}s  aotrun {row['aotrun_s']:.3f}s "
+                  f"({row['aotrun_vs_native']:.2f}x native)"
+                  + (f"  qemu {row['qemu_s']:.3f}s (aotrun {row['aotrun_vs_qemu']:.2f}x qemu)" if qemu else ""),
+                  flush=True)
+        # start-up: hello (musl: smallest) translated once, run several times
+        hello = ROOT / "samples" / "bin" / "hello.riscv64-musl"
+        himg = Path(tmp, "hello.so")
+        subprocess.run([aotc, "build", "-q", str(hello), "-o", str(himg)], check=True, capture_output=True)
+        starts = [run_measured([aotrun, str(himg), "x"], env)[0] for _ in range(5)]
+        hello_glibc = ROOT / "samples" / "bin" / "hello.riscv64"
+        gimg = Path(tmp, "hello-glibc.so")
+        subprocess.run([aotc, "build", "-q", str(hello_glibc), "-o", str(gimg)], check=True, capture_output=True)
+        gstarts = [run_measured([aotrun, str(gimg), "x"], env)[0] for _ in range(5)]
+    summary = {
+        "reps": args.reps,
+        "geomean_aotrun_vs_native": geomean([r["aotrun_vs_native"] for r in rows]),
+        "geomean_aotrun_vs_qemu": geomean([r["aotrun_vs_qemu"] for r in rows if r["aotrun_vs_qemu"]]) if qemu else None,
+        "geomean_qemu_vs_native": geomean([r["qemu_vs_native"] for r in rows if r["qemu_vs_native"]]) if qemu else None,
+        "hello_musl_startup_s": statistics.median(starts),
+        "hello_glibc_startup_s": statistics.median(gstarts),
+        "jit_latency": "n/a: the JIT is not part of this measurement",
+    }
+    if args.json:
+        print(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    print(f"geomean: aotrun {summary['geomean_aotrun_vs_native']:.3f}x native"
+          + (f", {summary['geomean_aotrun_vs_qemu']:.2f}x qemu (qemu {summary['geomean_qemu_vs_native']:.3f}x native)" if qemu else ""))
+    print(f"aotrun start-up (hello): musl {summary['hello_musl_startup_s']:.3f}s, glibc {summary['hello_glibc_startup_s']:.3f}s")
+    if args.write_docs:
+        write_docs(rows, summary)
+
+
+def write_docs(rows: list[dict], summary: dict) -> None:
+    lines = [BEGIN, "",
+             f"Generated by `python bench/run.py --reps {summary['reps']} --write-docs` on "
+             f"{time.strftime('%Y-%m-%d')} ({os.cpu_count()} cores, {os.uname().machine}). "
+             "Speed = native time / time (higher is better).", "",
+             "| program | native s | aotrun s | qemu s | aotrun vs native | qemu vs native | aotrun vs qemu "
+             "| build s | insns | insns/s built | image / guest code | peak RSS aotrun / native (MiB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v, f: (f.format(v) if v is not None else "–")  # noqa: E731
+    for r in rows:
+        lines.append(
+            f"| {r['program']} | {r['native_s']:.3f} | {r['aotrun_s']:.3f} | {fmt(r['qemu_s'], '{:.3f}')} "
+            f"| {r['aotrun_vs_native']:.2f}× | {fmt(r['qemu_vs_native'], '{:.2f}×')} | {fmt(r['aotrun_vs_qemu'], '{:.2f}×')} "
+            f"| {r['build_s']:.1f} | {r['instructions']} | {r['insns_per_s']:.0f} "
+            f"| {r['image_bytes'] / r['guest_code_bytes']:.1f}× | {r['aotrun_peak_kib'] / 1024:.0f} / {r['native_peak_kib'] / 1024:.0f} |")
+    lines += ["", f"**Geometric mean:** aotrun {summary['geomean_aotrun_vs_native']:.3f}× native"
+              + (f", {summary['geomean_aotrun_vs_qemu']:.2f}× qemu-riscv64 (qemu itself {summary['geomean_qemu_vs_native']:.3f}× native)."
+                 if summary["geomean_aotrun_vs_qemu"] else "."),
+              f"aotrun start-up for hello: {summary['hello_musl_startup_s']:.3f} s (musl), "
+              f"{summary['hello_glibc_startup_s']:.3f} s (glibc).", ""]
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        xs = range(len(rows))
+        ax.bar([x - 0.2 for x in xs], [r["aotrun_vs_native"] for r in rows], 0.4, label="aotrun")
+        if summary["geomean_qemu_vs_native"]:
+            ax.bar([x + 0.2 for x in xs], [r["qemu_vs_native"] for r in rows], 0.4, label="qemu-riscv64")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(list(xs), [r["program"] for r in rows])
+        ax.set_ylabel("speed vs native x86_64")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(CHART, dpi=100)
+        lines.insert(-1, f"![speed vs native](performance.png)")
+    except ImportError:
+        lines.insert(-1, "(chart skipped: matplotlib is not installed)")
+    lines.append(END)
+    text = DOC.read_text() if DOC.exists() else "# Performance\n"
+    block = "\n".join(lines)
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n## Benchmark suite\n\n" + block + "\n"
+    DOC.write_text(text)
+    print(f"wrote {DOC.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
