@@ -173,6 +173,16 @@ def test_timeout_stops_a_spinning_guest(config_dir, tmp_path):
 
 
 @needs_kvm
+def test_timeout_stops_a_guest_blocked_in_a_syscall(config_dir, tmp_path):
+    code = asm("6a00", "6a0a", "4889e7", "31f6", "b823000000", "0f05",   # nanosleep({10, 0})
+               "31ff", "b83c000000", "0f05")
+    image = _build(tmp_path, "sleep", code)
+    proc = run_tool([*aotrun_cmd(), "--timeout", "0.5", str(image)], timeout=30)
+    assert proc.returncode == 124, proc.stderr
+    assert b"timed out after 0.5 s" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+@needs_kvm
 def test_max_memory_makes_mmap_fail_with_enomem(config_dir, tmp_path):
     image = _build(tmp_path, "bigmmap", mmap_anon(64 << 20) + EXIT_WITH_NEG_RAX)
     limited = run_tool([*aotrun_cmd(), "--max-memory", "32M", str(image)], timeout=60)

@@ -145,7 +145,12 @@ class _Watchdog:
         self.expired = False
         self._stop = threading.Event()
         self._target = threading.get_ident()
-        self._old = signal.signal(self.KICK, lambda *_: None)   # a handler, so EINTR not death
+        self._armed = True
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeSetupError("--timeout needs aotrun's main thread (signal handlers)")
+        # A handler (so KVM_RUN gets EINTR instead of the process dying) that
+        # also ends a guest blocked in a host system call (sleep, read).
+        self._old = signal.signal(self.KICK, self._on_kick)
         self._thread = threading.Thread(target=self._main, name="aotrun-timeout", daemon=True)
         self._thread.start()
 
@@ -162,7 +167,13 @@ class _Watchdog:
                 return
             self._stop.wait(0.02)
 
+    def _on_kick(self, _signum, _frame) -> None:
+        if self.expired and self._armed:
+            self._armed = False
+            raise GuestTimeout(self.seconds)
+
     def cancel(self) -> None:
+        self._armed = False
         self._stop.set()
         self._thread.join()
         signal.signal(self.KICK, self._old)
