@@ -109,6 +109,12 @@ class Jit:
         self._worker: _Worker | None = None
         self.worker_start_seconds = 0.0
 
+    def start_worker(self) -> None:
+        """Start the compile worker (once; its start-up is not compile latency)."""
+        if self._worker is None:
+            self._worker = _Worker()
+            self.worker_start_seconds = self._worker.start_seconds
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
@@ -136,9 +142,7 @@ class Jit:
         from aotc.backend.llvm_builder import HTAB_SYMBOL, block_symbol
         from aotc.discover import discover_region
 
-        if self._worker is None:       # started once; not part of compile latency
-            self._worker = _Worker()
-            self.worker_start_seconds = self._worker.start_seconds
+        self.start_worker()
         t0 = time.perf_counter()
         if not any(r.start <= pc < r.end for r in self._code_ranges()):
             self.invalidate_code()     # mappings may have changed since the last region

@@ -61,8 +61,9 @@ def link(obj: bytes) -> bytes:
 
 
 def main() -> None:
-    from aotc.backend.compile import compile_ir
+    from aotc.backend.compile import _target_machine, compile_ir
 
+    _target_machine(0)      # initialise LLVM before the first request arrives
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     n = 0
     while True:

@@ -46,6 +46,7 @@ class RunStats:
     jit_compiles: int = 0
     jit_blocks: int = 0
     jit_seconds: list = field(default_factory=list)
+    jit_worker_start_seconds: float = 0.0
     interp_instructions: int = 0
     interp_entries: int = 0
     missed_pcs: dict = field(default_factory=dict)   # pc -> times missed
@@ -71,6 +72,7 @@ class RunStats:
             "jit_compile_ms_p50": pct(0.50),
             "jit_compile_ms_p99": pct(0.99),
             "jit_compile_ms_total": round(sum(lat) * 1000, 3),
+            "jit_worker_start_ms": round(self.jit_worker_start_seconds * 1000, 3),
             "interp_instructions": self.interp_instructions,
             "interp_entries": self.interp_entries,
             "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -148,6 +150,8 @@ class Machine:
         self._jit = None
         self._interp = None
         self._image_pcs: set[int] | None = None
+        if engine == "jit":
+            self.jit.start_worker()   # warms up LLVM while the first block is looked up
 
     # -- fallback engines ---------------------------------------------------
     def image_pcs(self) -> set[int]:
@@ -212,6 +216,7 @@ class Machine:
         self.stats.jit_compiles += 1
         self.stats.jit_blocks = jit.blocks
         self.stats.jit_seconds = jit.compile_seconds
+        self.stats.jit_worker_start_seconds = jit.worker_start_seconds
         return None
 
     def run(self) -> int:
