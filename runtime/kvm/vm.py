@@ -485,6 +485,12 @@ class KvmMachine:
                         if watchdog is not None and watchdog.expired:
                             raise GuestTimeout(timeout)
                         continue
+                    if rc == -_errno.EFAULT:
+                        # The guest touched a page its tables map but the host cannot
+                        # back (e.g. a shared file mapping past the end of the file).
+                        r = api.kvm_regs()
+                        api.ioctl(vcpu, api.KVM_GET_REGS, r)
+                        raise GuestFault(signal.SIGBUS, r.rip, "guest memory the host cannot back")
                     raise RuntimeSetupError(f"KVM_RUN failed: {os.strerror(-rc)}")
                 reason = run.exit_reason
                 if not sync:
