@@ -103,7 +103,6 @@ class Jit:
         self._libs: list = []           # dlopen'ed regions, kept loaded for good
         self.compile_seconds: list[float] = []
         self.blocks = 0
-        self._code_cache: list | None = None
         self.pcs: set[int] = set()      # guest pcs this JIT has translated
         self.phase_seconds = {"lift": 0.0, "compile+link": 0.0}
         self._worker: _Worker | None = None
@@ -124,17 +123,18 @@ class Jit:
         return pc in self.image_pcs or pc in self.pcs
 
     def _code_ranges(self):
+        """The guest's executable mappings as they are now (read afresh for
+        every region: ~1 MiB of text costs well under a millisecond, and code
+        the guest mapped or wrote since the last region is seen)."""
         from aotc.discover import CodeRange
         from runtime.guest_memory import PROT_EXEC
 
-        if self._code_cache is None:
-            self._code_cache = [CodeRange(m.start, ctypes.string_at(self.mem.base + m.start, m.end - m.start))
-                                for m in self.mem.mappings() if m.prot & PROT_EXEC]
-        return self._code_cache
+        return [CodeRange(m.start, ctypes.string_at(self.mem.base + m.start, m.end - m.start))
+                for m in self.mem.mappings() if m.prot & PROT_EXEC]
 
     def invalidate_code(self) -> None:
-        """Guest code bytes may have changed (fence.i, mmap/mprotect of code)."""
-        self._code_cache = None
+        """Guest code bytes may have changed (fence.i).  Regions already
+        translated are kept (see docs/engines.md, limits)."""
 
     def compile(self, pc: int) -> bool:
         """Translate the region at ``pc``; False when pc is not in executable memory."""
@@ -144,12 +144,11 @@ class Jit:
 
         self.start_worker()
         t0 = time.perf_counter()
-        if not any(r.start <= pc < r.end for r in self._code_ranges()):
-            self.invalidate_code()     # mappings may have changed since the last region
-            if not any(r.start <= pc < r.end for r in self._code_ranges()):
-                return False
+        ranges = self._code_ranges()
+        if not any(r.start <= pc < r.end for r in ranges):
+            return False
         done = self.image_pcs | self.pcs
-        disc = discover_region(self._code_ranges(), pc, stop=done, max_blocks=self.max_blocks)
+        disc = discover_region(ranges, pc, stop=done, max_blocks=self.max_blocks)
         region = disc.blocks
         dispatch_only = frozenset(done) | frozenset(
             p for p, b in region.items() if b.insns and b.insns[0].mnemonic.startswith("csrr"))
