@@ -213,6 +213,17 @@ def test_unavailable_message_names_the_reason(tmp_path):
     assert not_kvm is not None and "/dev/null" in not_kvm
 
 
+def test_aotrun_without_usable_kvm_says_so(kvm_image, tmp_path):
+    """AOTC_KVM_DEVICE points the engine at another device node (here: none, /dev/null)."""
+    image = kvm_image(BIN / "hello.x86_64")
+    for device, why in ((tmp_path / "no-kvm", b"cannot open"), ("/dev/null", b"/dev/null")):
+        proc = run_tool([*aotrun_cmd(), str(image)], env={"AOTC_KVM_DEVICE": str(device)})
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("aotrun: error: KVM is not available: "), lines
+        assert why in proc.stderr and proc.stdout == b""
+
+
 def test_parse_size():
     from runtime.kvm.limits import parse_size
 

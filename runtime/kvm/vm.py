@@ -237,6 +237,10 @@ class KvmMachine:
                 f"cannot open {device}: {e.strerror or e}")) from None
         try:
             version = api.ioctl(self.kvm, api.KVM_GET_API_VERSION)
+        except OSError as e:
+            raise RuntimeSetupError(kvm_unavailable_message(
+                f"{device} is not a KVM device ({e.strerror})")) from None
+        try:
             if version != 12:
                 raise RuntimeSetupError(kvm_unavailable_message(f"KVM API version {version}, not 12"))
             self.vm = api.ioctl(self.kvm, api.KVM_CREATE_VM, 0)
@@ -700,7 +704,8 @@ def run_kvm_image(image, path, guest_args: Sequence[str], *, env: dict[str, str]
         envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
         # (KvmMachine reports a missing or unusable /dev/kvm as "KVM is not available: ...")
         machine = KvmMachine(image, argv=argv, envp=envp, strace=strace,
-                             exe_path=os.path.abspath(str(path)), max_memory=max_memory)
+                             exe_path=os.path.abspath(str(path)), max_memory=max_memory,
+                             device=os.environ.get("AOTC_KVM_DEVICE") or api.KVM_DEVICE)
         t0 = time.perf_counter()
         try:
             sys.stdout.flush()
