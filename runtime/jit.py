@@ -104,6 +104,7 @@ class Jit:
         self.compile_seconds: list[float] = []
         self.blocks = 0
         self.pcs: set[int] = set()      # guest pcs this JIT has translated
+        self.flushes = 0
         self.phase_seconds = {"lift": 0.0, "compile+link": 0.0}
         self._worker: _Worker | None = None
         self.worker_start_seconds = 0.0
@@ -133,8 +134,16 @@ class Jit:
                 for m in self.mem.mappings() if m.prot & PROT_EXEC]
 
     def invalidate_code(self) -> None:
-        """Guest code bytes may have changed (fence.i).  Regions already
-        translated are kept (see docs/engines.md, limits)."""
+        """Guest code bytes may have changed (fence.i): forget every JIT
+        translation (an empty second table), so each block is translated
+        again from the current bytes when it is next reached.  The old
+        regions stay loaded (nothing points into them any more, but a region
+        cannot be unloaded safely while its code might still be on a stack).
+        The image's own translations cannot be dropped (see docs/engines.md)."""
+        if self.pcs:
+            self.table = Htab()
+            self.pcs = set()
+            self.flushes += 1
 
     def compile(self, pc: int) -> bool:
         """Translate the region at ``pc``; False when pc is not in executable memory."""

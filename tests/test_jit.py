@@ -154,3 +154,38 @@ def test_undecodable_instruction_is_sigill(engine, tmp_path, config_dir):
     err = proc.stderr.decode()
     assert proc.returncode == 128 + 4, err
     assert f"SIGILL at pc {ENTRY + 4:#x}" in err, err
+
+
+def sw(rs2: int, rs1: int, off: int) -> int:
+    return (((off >> 5) & 0x7F) << 25) | (rs2 << 20) | (rs1 << 15) | (2 << 12) | ((off & 0x1F) << 7) | 0x23
+
+
+FENCE_I = 0x0000100F
+# t0 = pc; t1 = the word of `addi a0, x0, 42`; store it over the `addi a0, x0, 7`
+# five words on; fence.i; then run the patched instruction and exit(a0).
+SMC_WORDS = [auipc(5, 0), (0x02A00 << 12) | (6 << 7) | 0x37, addi(6, 6, 0x513), sw(6, 5, 20), FENCE_I,
+             addi(10, 0, 7), addi(17, 0, 93), ECALL]
+
+
+def smc_guest(tmp_path: Path) -> Path:
+    data = bytearray(tiny_elf(SMC_WORDS))
+    struct.pack_into("<I", data, 64 + 4, 7)        # p_flags: R+W+X, so the guest may patch itself
+    guest = tmp_path / "smc"
+    guest.write_bytes(bytes(data))
+    return guest
+
+
+@pytest.mark.parametrize("engine", ["jit", "interp"])
+def test_self_modifying_code_after_fence_i(engine, tmp_path, config_dir):
+    """The JIT translated the patched instruction before the store (same
+    region); fence.i drops its translations, so the new bytes run."""
+    proc = run_tool([*aotrun_cmd(), f"--engine={engine}", "--stats", str(smc_guest(tmp_path))])
+    assert proc.returncode == 42, proc.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="the image's translations are never invalidated: "
+                                       "patched code keeps running its build-time translation")
+def test_self_modifying_code_in_the_image(tmp_path, config_dir):
+    image = build(smc_guest(tmp_path))
+    proc = run_tool([*aotrun_cmd(), str(image)])
+    assert proc.returncode == 42, proc.stderr
