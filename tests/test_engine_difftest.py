@@ -3,7 +3,9 @@
 Each seed assembles a straight-line riscv64 program: random register values
 (``lui`` + ``addi``), then a few hundred random RV64IM register-register and
 register-immediate operations (division by zero and overflow included), then
-it stores x3..x31 on the stack and ``write``s them to stdout.  The AOT image,
+it stores x3..x31 on the stack and ``write``s them to stdout.  A second
+variant mixes in loads and stores of every width at misaligned offsets of a
+scratch buffer and conditional branches over the next instruction.  The AOT image,
 the JIT engine and the interpreter engine must print the same bytes — and the
 same as qemu-riscv64, an independent implementation, when it is installed.
 """
@@ -45,9 +47,27 @@ def sd(rs2: int, rs1: int, off: int) -> int:
     return (((off >> 5) & 0x7F) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((off & 0x1F) << 7) | 0x23
 
 
-def program(seed: int, n_ops: int = 300) -> list[int]:
+LOADS = {"lb": 0, "lh": 1, "lw": 2, "ld": 3, "lbu": 4, "lhu": 5, "lwu": 6}
+STORES = {"sb": 0, "sh": 1, "sw": 2, "sd": 3}
+BRANCHES = {"beq": 0, "bne": 1, "blt": 4, "bge": 5, "bltu": 6, "bgeu": 7}
+SCRATCH = 4      # x4 = scratch buffer, 1 KiB below the stack pointer
+
+
+def load(f3: int, rd: int, rs1: int, off: int) -> int:
+    return ((off & 0xFFF) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | 0x03
+
+
+def store(f3: int, rs2: int, rs1: int, off: int) -> int:
+    return (((off >> 5) & 0x7F) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((off & 0x1F) << 7) | 0x23
+
+
+def skip_next_if(f3: int, rs1: int, rs2: int) -> int:
+    return (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (4 << 8) | 0x63   # offset +8
+
+
+def program(seed: int, n_ops: int = 300, memory_and_branches: bool = False) -> list[int]:
     rnd = random.Random(seed)
-    words = []
+    words = [addi(SCRATCH, 2, -1024)]
     for r in REGS:
         words += [lui(r, rnd.getrandbits(20)), addi(r, r, rnd.getrandbits(12))]
     words.append(addi(7, 0, 0))           # some zeros and minus ones for the corner cases
@@ -55,7 +75,17 @@ def program(seed: int, n_ops: int = 300) -> list[int]:
     for _ in range(n_ops):
         rd, rs1, rs2 = rnd.choice(REGS), rnd.choice(REGS), rnd.choice(REGS)
         kind = rnd.random()
-        if kind < 0.5:
+        if memory_and_branches and kind < 0.3:
+            # misaligned offsets on purpose; branches skip the next instruction
+            off = rnd.randrange(0, 248)
+            pick = rnd.random()
+            if pick < 0.4:
+                words.append(store(STORES[rnd.choice(sorted(STORES))], rs2, SCRATCH, off))
+            elif pick < 0.8:
+                words.append(load(LOADS[rnd.choice(sorted(LOADS))], rd, SCRATCH, off))
+            else:
+                words.append(skip_next_if(BRANCHES[rnd.choice(sorted(BRANCHES))], rs1, rs2))
+        elif kind < 0.5:
             f7, f3 = OP[rnd.choice(sorted(OP))]
             words.append(rtype(f7, f3, 0x33, rd, rs1, rs2))
         elif kind < 0.75:
@@ -63,6 +93,7 @@ def program(seed: int, n_ops: int = 300) -> list[int]:
             words.append(rtype(f7, f3, 0x3B, rd, rs1, rs2))
         else:
             words.append(itype(OPIMM[rnd.choice(sorted(OPIMM))], rd, rs1, rnd.getrandbits(12)))
+    words.append(addi(SCRATCH, 0, 0))
     words.append(addi(2, 2, -256))
     words += [sd(r, 2, 8 * r) for r in range(3, 32)]
     words += [addi(10, 0, 1), addi(11, 2, 24), addi(12, 0, 8 * 29), addi(17, 0, 64), ECALL,
@@ -70,10 +101,11 @@ def program(seed: int, n_ops: int = 300) -> list[int]:
     return words
 
 
+@pytest.mark.parametrize("mixed", [False, True], ids=["alu", "alu-mem-branch"])
 @pytest.mark.parametrize("seed", range(4))
-def test_engines_agree_on_random_integer_code(seed, tmp_path, config_dir):
+def test_engines_agree_on_random_integer_code(seed, mixed, tmp_path, config_dir):
     guest = tmp_path / f"rand{seed}"
-    guest.write_bytes(tiny_elf(program(seed)))
+    guest.write_bytes(tiny_elf(program(seed, memory_and_branches=mixed)))
     image = tmp_path / f"rand{seed}.so"
     proc = run_tool([*aotc_cmd(), "build", "-q", str(guest), "-o", str(image)])
     assert proc.returncode == 0, proc.stderr
