@@ -125,6 +125,7 @@ class Machine:
         else:
             raise ImageError("Machine needs an image or a guest ELF")
         self.image = image
+        self._code_map = None
         self.engine = engine
         self.fallback = "jit" if engine == "jit" else ("interp" if engine == "interp" else fallback)
         self._native = _native
@@ -219,6 +220,21 @@ class Machine:
         self.stats.jit_worker_start_seconds = jit.worker_start_seconds
         return None
 
+    def _guest_pc_of_host(self, host_pc: int) -> int | None:
+        """Guest pc of a fault inside the image's code (JIT code stores its own)."""
+        if self.image is None:
+            return None
+        if self._code_map is None:
+            import os
+
+            from runtime.fault_map import HostCodeMap, load_base
+
+            host = os.pread(self.image.fd, self.image.host_object_size, 0)
+            self._code_map = HostCodeMap(host, load_base(self.image.symbol_address(INFO_SYMBOL)))
+        if not self._code_map.contains(host_pc):
+            return None
+        return self._code_map.guest_pc(host_pc)
+
     def run(self) -> int:
         """Run to completion; return the guest's exit status (or raise GuestFault)."""
         from runtime.linux.kernel import GuestExit, GuestKilled
@@ -232,7 +248,10 @@ class Machine:
             else:
                 code = self._run_native()
                 if code == EXIT_FAULT:
-                    self._fault_addr = self._native.last_fault()[0]
+                    self._fault_addr, host_pc = self._native.last_fault()
+                    guest_pc = self._guest_pc_of_host(host_pc)
+                    if guest_pc is not None:
+                        st.fault_pc = guest_pc
             while code == EXIT_MISS:
                 code = self._miss(st.pc)
                 if code is None:

@@ -58,3 +58,41 @@ def test_undecodable_instruction_is_guest_sigill(tmp_path, config_dir):
     assert proc.returncode == 128 + 4, err                   # SIGILL
     assert f"SIGILL at pc {ENTRY + 4:#x}" in err, err
     assert "Traceback" not in err
+
+
+def sd(rs2: int, rs1: int, imm: int) -> int:
+    imm &= 0xFFF
+    return ((imm >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((imm & 0x1F) << 7) | 0x23
+
+
+def bne(rs1: int, rs2: int, offset: int) -> int:
+    o = offset & 0x1FFF
+    imm = ((o >> 12) & 1) << 31 | ((o >> 5) & 0x3F) << 25 | ((o >> 1) & 0xF) << 8 | ((o >> 11) & 1) << 7
+    return imm | (rs2 << 20) | (rs1 << 15) | (1 << 12) | 0x63
+
+
+def test_fault_reports_the_exact_guest_pc(tmp_path, config_dir):
+    # a0 = 1; a1 = 2; sd a1, 0(zero) -> SIGSEGV at the store's pc
+    image, _ = build(tmp_path, "nullstore", [addi(10, 0, 1), addi(11, 0, 2), sd(11, 0, 0), addi(17, 0, 93), ECALL])
+    proc = run_tool([*aotrun_cmd(), str(image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 139, err
+    assert f"SIGSEGV at pc {ENTRY + 8:#x}: invalid memory access at 0x0" in err, err
+
+
+def test_fault_pc_inside_an_optimised_loop(tmp_path, config_dir):
+    # a0 = BASE + 0x1000 (unmapped, past the code); a2 = a0 + 64
+    # loop: a1 += 1; sd a1, -8(a0) ... the store faults; its pc must be reported,
+    # even though the loop was optimised as a whole (no per-access bookkeeping).
+    lui_a0 = ((BASE + 0x1000) & 0xFFFFF000) | (10 << 7) | 0x37
+    words = [lui_a0, addi(12, 10, 64),
+             addi(11, 11, 1),            # ENTRY+8: loop head
+             addi(10, 10, 8),            # ENTRY+12
+             sd(11, 10, -8),             # ENTRY+16: faults (page at BASE+0x1000 is unmapped)
+             bne(10, 12, -12),           # ENTRY+20
+             addi(17, 0, 93), ECALL]
+    image, _ = build(tmp_path, "loopstore", words)
+    proc = run_tool([*aotrun_cmd(), str(image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 139, err
+    assert f"SIGSEGV at pc {ENTRY + 16:#x}: invalid memory access at {BASE + 0x1000:#x}" in err, err

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from aotc.backend.llvm_builder import HTAB_SYMBOL, LLVMBuilder, block_symbol
+from aotc.backend.llvm_builder import HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_symbol
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError
 
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +55,15 @@ def htab_size(count: int) -> int:
 
 def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                untranslated: list[Untranslated],
-               dispatch_only: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
+               dispatch_only: frozenset[int] = frozenset(),
+               debug: DebugInfo | None = None) -> tuple[str, LLVMBuilder]:
     """Lift one block; an instruction that cannot be lowered becomes a trap."""
     from aotc.isa.riscv64.semantics import SEMANTICS, lift
 
     stop_at = len(block.insns)
     while True:
-        b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only)
+        b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
+                        fault_pc_stores=debug is None)
         failed: Untranslated | None = None
         for i, insn in enumerate(block.insns[:stop_at]):
             b.set_insn(insn.pc, insn.next_pc, insn.raw)
@@ -82,7 +84,8 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
         if failed is not None:
             untranslated.append(failed)
             # Re-lift the prefix, then trap at the failing instruction.
-            b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only)
+            b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
+                        fault_pc_stores=debug is None)
             for insn in block.insns[:stop_at]:
                 b.set_insn(insn.pc, insn.next_pc, insn.raw)
                 lift(b, insn)
@@ -92,7 +95,7 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                 bad = block.insns[stop_at]
                 b.set_insn(bad.pc, bad.next_pc, bad.raw)
                 b.trap_illegal()
-            return b.finish(), b
+            return b.finish(debug), b
         if not b.ended:
             if block.bad_pc is not None:
                 b.set_insn(block.bad_pc, block.bad_pc + 2, 0)
@@ -101,7 +104,7 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
             elif block.insns:
                 last = block.insns[-1]
                 b.set_insn(last.pc, last.next_pc, last.raw)
-        return b.finish(), b
+        return b.finish(debug), b
 
 
 _HEADER = f'target triple = "{TRIPLE}"\n'
@@ -118,8 +121,9 @@ def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
     decls: set[str] = set()
     uses_htab = False
     parts = [_HEADER]
+    debug = DebugInfo()
     for block in blocks:
-        text, b = lift_block(block, known, htab_mask, untranslated, dispatch_only)
+        text, b = lift_block(block, known, htab_mask, untranslated, dispatch_only, debug)
         parts.append(text)
         defined.add(block.pc)
         callees |= b.callees
@@ -131,6 +135,7 @@ def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
     if uses_htab:
         parts.append(f"@{HTAB_SYMBOL} = external hidden global [0 x [2 x i64]]")
     parts.append(_FOOTER)
+    parts.append(debug.text())
     return "\n".join(parts)
 
 

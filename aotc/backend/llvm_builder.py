@@ -164,13 +164,19 @@ class LLVMBuilder:
 
     def __init__(self, entry_pc: int, known_blocks: "set[int] | frozenset[int]",
                  arena_bits: int = 32, htab_mask: int = 0,
-                 dispatch_only: "frozenset[int]" = frozenset()) -> None:
+                 dispatch_only: "frozenset[int]" = frozenset(),
+                 fault_pc_stores: bool = True) -> None:
         self.entry_pc = entry_pc
         self.known = known_blocks
         # Blocks entered only through the dispatcher (never chained or inlined):
         # those starting with a CSR access, so every FP operation before it
         # has completed (and raised its flags) when it reads the host FPU.
         self.dispatch_only = dispatch_only
+        # How a fault finds its guest pc: a volatile store of the pc before
+        # every memory access (JIT code), or, for ahead-of-time code, a DWARF
+        # line table (line = guest pc) read only when a fault happens.  The
+        # stores block LLVM's loop optimisations, so AOT code avoids them.
+        self.fault_pc_stores = fault_pc_stores
         self.arena_bits = arena_bits
         self.htab_mask = htab_mask
         self.lines: list[str] = []
@@ -193,6 +199,7 @@ class LLVMBuilder:
     # -- bookkeeping ------------------------------------------------------
     def set_insn(self, pc: int, next_pc: int, raw: int = 0) -> None:
         self._pc, self._next_pc, self._raw = pc, next_pc, raw
+        self.lines.append(f";@{pc}")
 
     @property
     def pc(self) -> int:
@@ -392,8 +399,9 @@ class LLVMBuilder:
     # -- memory -----------------------------------------------------------
     def _host_ptr(self, addr: V) -> str:
         # Record the guest pc for fault reports (volatile: must survive DSE).
-        slot = self._slot(_FAULT_PC)
-        self.lines.append(f"  store volatile i64 {self._pc}, ptr {slot}, align 8")
+        if self.fault_pc_stores:
+            slot = self._slot(_FAULT_PC)
+            self.lines.append(f"  store volatile i64 {self._pc}, ptr {slot}, align 8")
         if self.arena_bits == 32:
             low = self._emit(f"trunc i64 {addr} to i32", "i32")
             off = self._emit(f"zext i32 {low} to i64", "i64")
@@ -625,10 +633,67 @@ class LLVMBuilder:
         self._exit(EXIT_FENCE_I, self._pc)
 
     # -- output -----------------------------------------------------------
-    def finish(self) -> str:
-        """The function's IR text (the block must have ended)."""
+    def finish(self, debug: "DebugInfo | None" = None) -> str:
+        """The function's IR text (the block must have ended).
+
+        With ``debug``, every instruction carries a DWARF location whose line
+        is the guest pc it came from (see ``fault_pc_stores``)."""
         if not self.ended:
             self.jump(self._next_pc)
-        body = "\n".join(self.lines)
-        return (f"define hidden i64 @{block_symbol(self.entry_pc)}(ptr noalias nocapture %st, "
-                f"ptr noalias %mem) #0 {{\nentry:\n{body}\n}}\n")
+        name = block_symbol(self.entry_pc)
+        if debug is None:
+            body = "\n".join(ln for ln in self.lines if not ln.startswith(";@"))
+            attach = ""
+        else:
+            sp = debug.subprogram(name)
+            loc = debug.location(self.entry_pc, sp)
+            out = []
+            for ln in self.lines:
+                if ln.startswith(";@"):
+                    loc = debug.location(int(ln[2:]), sp)
+                elif ln.startswith("  "):
+                    out.append(f"{ln}, !dbg !{loc}")
+                else:
+                    out.append(ln)
+            body = "\n".join(out)
+            attach = f" !dbg !{sp}"
+        return (f"define hidden i64 @{name}(ptr noalias nocapture %st, "
+                f"ptr noalias %mem) #0{attach} {{\nentry:\n{body}\n}}\n")
+
+
+class DebugInfo:
+    """Module-level DWARF metadata: line tables whose line numbers are guest pcs."""
+
+    def __init__(self) -> None:
+        self._nodes: list[str] = [
+            '!llvm.dbg.cu = !{!1}',
+            '!llvm.module.flags = !{!2, !3}',
+            '!1 = distinct !DICompileUnit(language: DW_LANG_C, file: !4, producer: "aotc", '
+            'isOptimized: true, runtimeVersion: 0, emissionKind: LineTablesOnly)',
+            '!2 = !{i32 2, !"Debug Info Version", i32 3}',
+            '!3 = !{i32 2, !"Dwarf Version", i32 4}',
+            '!4 = !DIFile(filename: "guest", directory: "/")',
+            '!5 = !DISubroutineType(types: !{})',
+        ]
+        self._next = 6
+        self._locs: dict[tuple[int, int], int] = {}
+
+    def _add(self, text: str) -> int:
+        n = self._next
+        self._next += 1
+        self._nodes.append(f"!{n} = {text}")
+        return n
+
+    def subprogram(self, name: str) -> int:
+        return self._add(f'distinct !DISubprogram(name: "{name}", scope: !4, file: !4, line: 0, '
+                         f'type: !5, spFlags: DISPFlagDefinition | DISPFlagOptimized, unit: !1)')
+
+    def location(self, pc: int, sp: int) -> int:
+        key = (pc, sp)
+        n = self._locs.get(key)
+        if n is None:
+            n = self._locs[key] = self._add(f"!DILocation(line: {pc & 0xFFFFFFFF}, scope: !{sp})")
+        return n
+
+    def text(self) -> str:
+        return "\n".join(self._nodes) + "\n"
