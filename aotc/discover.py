@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from aotc.errors import DecodeError
 from aotc.isa.riscv64.decoder import decode, direct_targets, is_block_end
@@ -34,6 +34,36 @@ MAX_BLOCK_INSNS = 400
 def _starts_block(insn: Insn | None) -> bool:
     """CSR accesses start a block of their own (see LLVMBuilder.dispatch_only)."""
     return insn is not None and insn.mnemonic.startswith("csrr")
+
+
+def falls_through(insn: Insn) -> bool:
+    """Whether execution can continue at the next instruction after a block
+    end: calls (they link), conditional branches, ecall, fence.i and CSR
+    accesses do; plain jumps and ebreak don't."""
+    unconditional = insn.mnemonic in ("jal", "jalr") and insn.rd == 0
+    return not unconditional and insn.mnemonic != "ebreak"
+
+
+def _form_blocks(code: "_Code", leaders: "Iterable[int]", ends: "set[int] | frozenset[int]",
+                 result: "Discovery") -> None:
+    """Blocks run from each leader to the first block end or the next entry in ``ends``."""
+    for leader in leaders:
+        insns: list[Insn] = []
+        pc = leader
+        bad: int | None = None
+        while True:
+            insn = code.decode_at(pc)
+            if insn is None:
+                bad = pc
+                break
+            insns.append(insn)
+            pc = insn.next_pc
+            if (ends_block(insn) or pc in ends or len(insns) >= MAX_BLOCK_INSNS
+                    or not code.contains(pc) or _starts_block(code.decode_at(pc))):
+                break
+        if bad is not None and not insns:
+            result.undecodable.append(leader)
+        result.blocks[leader] = Block(leader, tuple(insns), bad)
 
 
 def ends_block(insn: Insn) -> bool:
@@ -82,6 +112,7 @@ class _Code:
     def __init__(self, ranges: list[CodeRange]) -> None:
         self.ranges = sorted(ranges, key=lambda r: r.start)
         self._starts = [r.start for r in self.ranges]
+        self._decoded: dict[int, Insn | None] = {}
 
     def find(self, addr: int) -> CodeRange | None:
         i = bisect.bisect(self._starts, addr) - 1
@@ -91,6 +122,20 @@ class _Code:
 
     def contains(self, addr: int) -> bool:
         return addr % 2 == 0 and self.find(addr) is not None
+
+    def decode_at(self, pc: int) -> Insn | None:
+        """The instruction at ``pc`` (cached), or None if it does not decode."""
+        cache = self._decoded
+        if pc not in cache:
+            rng = self.find(pc)
+            insn: Insn | None = None
+            if rng is not None:
+                try:
+                    insn = decode(rng.data, pc - rng.start, pc)
+                except (DecodeError, IndexError, ValueError):
+                    insn = None
+            cache[pc] = insn
+        return cache[pc]
 
 
 def scan_pointers(data: bytes, code: _Code) -> set[int]:
@@ -126,22 +171,7 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
     seeds.extend(sorted(ptrs))
 
     leaders: set[int] = set()
-    decoded: dict[int, Insn | None] = {}
-
-    def decode_at(pc: int) -> Insn | None:
-        if pc in decoded:
-            return decoded[pc]
-        rng = code.find(pc)
-        insn: Insn | None = None
-        if rng is not None:
-            try:
-                insn = decode(rng.data, pc - rng.start, pc)
-            except DecodeError:
-                insn = None
-            except (IndexError, ValueError):
-                insn = None
-        decoded[pc] = insn
-        return insn
+    decode_at = code.decode_at
 
     # Recursive descent: follow straight-line code and direct targets.
     visited: set[int] = set()
@@ -163,10 +193,7 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
                         if t not in visited:
                             work.append(t)
                 if ends_block(insn):
-                    # Calls (they link), conditional branches, ecall and fence.i
-                    # continue at the next instruction; plain jumps and ebreak don't.
-                    unconditional = insn.mnemonic in ("jal", "jalr") and insn.rd == 0
-                    if not unconditional and insn.mnemonic != "ebreak":
+                    if falls_through(insn):
                         nxt = insn.next_pc
                         if code.contains(nxt):
                             leaders.add(nxt)
@@ -190,7 +217,7 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
         pc = rng.start
         after_end = True
         while pc < rng.end:
-            insn = decoded.get(pc) if pc in visited else decode_at(pc)
+            insn = decode_at(pc)
             if insn is None:
                 pc += 2
                 after_end = True
@@ -206,25 +233,8 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
     if progress:
         progress(f"discovered {len(leaders)} block entries")
 
-    leaders |= {pc for pc in visited if _starts_block(decoded.get(pc))}
-
-    # Form blocks: leader up to the first block end or the next leader.
-    for leader in sorted(leaders):
-        insns: list[Insn] = []
-        pc = leader
-        bad: int | None = None
-        while True:
-            insn = decode_at(pc)
-            if insn is None:
-                bad = pc
-                break
-            insns.append(insn)
-            pc = insn.next_pc
-            if ends_block(insn) or pc in leaders or len(insns) >= MAX_BLOCK_INSNS or not code.contains(pc):
-                break
-        if bad is not None and not insns:
-            result.undecodable.append(leader)
-        result.blocks[leader] = Block(leader, tuple(insns), bad)
+    leaders |= {pc for pc in visited if _starts_block(decode_at(pc))}
+    _form_blocks(code, sorted(leaders), leaders, result)
     return result
 
 
@@ -237,20 +247,7 @@ def discover_region(code_ranges: list[CodeRange], entry: int, stop: "set[int] | 
     reached and missed themselves).  No pointer scan, no linear sweep."""
     code = _Code(code_ranges)
     result = Discovery()
-    decoded: dict[int, Insn | None] = {}
-
-    def decode_at(pc: int) -> Insn | None:
-        if pc not in decoded:
-            rng = code.find(pc)
-            insn: Insn | None = None
-            if rng is not None:
-                try:
-                    insn = decode(rng.data, pc - rng.start, pc)
-                except (DecodeError, IndexError, ValueError):
-                    insn = None
-            decoded[pc] = insn
-        return decoded[pc]
-
+    decode_at = code.decode_at
     leaders: list[int] = []
     seen: set[int] = set()
     work = [entry]
@@ -268,8 +265,7 @@ def discover_region(code_ranges: list[CodeRange], entry: int, stop: "set[int] | 
             n += 1
             work.extend(t for t in direct_targets(insn) if code.contains(t))
             if ends_block(insn):
-                unconditional = insn.mnemonic in ("jal", "jalr") and insn.rd == 0
-                if not unconditional and insn.mnemonic != "ebreak":
+                if falls_through(insn):
                     work.append(insn.next_pc)
                 break
             pc = insn.next_pc
@@ -277,22 +273,5 @@ def discover_region(code_ranges: list[CodeRange], entry: int, stop: "set[int] | 
                 work.append(pc)
                 break
     result.sources["run-time entry"] = 1
-    ends = set(leaders) | set(stop)
-    for leader in leaders:
-        insns: list[Insn] = []
-        pc = leader
-        bad: int | None = None
-        while True:
-            insn = decode_at(pc)
-            if insn is None:
-                bad = pc
-                break
-            insns.append(insn)
-            pc = insn.next_pc
-            if (ends_block(insn) or pc in ends or len(insns) >= MAX_BLOCK_INSNS
-                    or not code.contains(pc) or _starts_block(decode_at(pc))):
-                break
-        if bad is not None and not insns:
-            result.undecodable.append(leader)
-        result.blocks[leader] = Block(leader, tuple(insns), bad)
+    _form_blocks(code, leaders, set(leaders) | set(stop), result)
     return result
