@@ -577,29 +577,29 @@ class LinuxKernel:
             raise _Errno(_errno.EINVAL)
         return out
 
-    @_sys("readv", "fd", "p", "d")
-    def sys_readv(self, fd: int, iov: int, iovcnt: int) -> int:
-        host = self.fds.host(_s32(fd))
+    def _host_iovecs(self, iov: int, iovcnt: int, prot: int) -> tuple[ctypes.Array, int]:
+        """The guest's iovec array as a host iovec array, after checking that
+        every buffer is mapped with ``prot``."""
         vecs = self._iovecs(iov, iovcnt)
         for base, length in vecs:
-            self._need(base, length, PROT_WRITE)
+            self._need(base, length, prot)
         arr = (ctypes.c_uint64 * (2 * len(vecs) or 2))()
         for i, (base, length) in enumerate(vecs):
             arr[2 * i] = self.mem.host_address(base) if length else 0
             arr[2 * i + 1] = length
-        return _host_check(_libc.readv(host, arr, len(vecs)))
+        return arr, len(vecs)
+
+    @_sys("readv", "fd", "p", "d")
+    def sys_readv(self, fd: int, iov: int, iovcnt: int) -> int:
+        host = self.fds.host(_s32(fd))
+        arr, n = self._host_iovecs(iov, iovcnt, PROT_WRITE)
+        return _host_check(_libc.readv(host, arr, n))
 
     @_sys("writev", "fd", "p", "d")
     def sys_writev(self, fd: int, iov: int, iovcnt: int) -> int:
         host = self.fds.host(_s32(fd))
-        vecs = self._iovecs(iov, iovcnt)
-        for base, length in vecs:
-            self._need(base, length, PROT_READ)
-        arr = (ctypes.c_uint64 * (2 * len(vecs) or 2))()
-        for i, (base, length) in enumerate(vecs):
-            arr[2 * i] = self.mem.host_address(base) if length else 0
-            arr[2 * i + 1] = length
-        return _host_check(_libc.writev(host, arr, len(vecs)))
+        arr, n = self._host_iovecs(iov, iovcnt, PROT_READ)
+        return _host_check(_libc.writev(host, arr, n))
 
     @_sys("lseek", "fd", "d", "d")
     def sys_lseek(self, fd: int, offset: int, whence: int) -> int:
