@@ -27,7 +27,7 @@ from aotc.errors import AotcError, BuildError
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 2
+CODEGEN_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,16 @@ class ChunkResult:
     ir_bytes: int = 0
 
 
+def fp_barrier_blocks(blocks: dict[int, Block]) -> frozenset[int]:
+    """Blocks that start with a CSR access or right after one (never inlined)."""
+    out: set[int] = set()
+    for pc, b in blocks.items():
+        if b.insns and b.insns[0].mnemonic.startswith("csrr"):
+            out.add(pc)
+            out.add(b.insns[0].next_pc)
+    return frozenset(out)
+
+
 def htab_size(count: int) -> int:
     size = 16
     while size < 2 * count:
@@ -56,14 +66,15 @@ def htab_size(count: int) -> int:
 def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                untranslated: list[Untranslated],
                dispatch_only: frozenset[int] = frozenset(),
-               debug: DebugInfo | None = None) -> tuple[str, LLVMBuilder]:
+               debug: DebugInfo | None = None,
+               barriers: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
     """Lift one block; an instruction that cannot be lowered becomes a trap."""
     from aotc.isa.riscv64.semantics import SEMANTICS, lift
 
     stop_at = len(block.insns)
     while True:
         b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
-                        fault_pc_stores=debug is None)
+                        fault_pc_stores=debug is None, noinline=block.pc in barriers)
         failed: Untranslated | None = None
         for i, insn in enumerate(block.insns[:stop_at]):
             b.set_insn(insn.pc, insn.next_pc, insn.raw)
@@ -78,14 +89,14 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                 stop_at = i
                 break
             if b.exit_after_insn and not b.ended:
-                b.exit_to_dispatcher(insn.next_pc)
+                b.jump(insn.next_pc)
             if b.ended:
                 break
         if failed is not None:
             untranslated.append(failed)
             # Re-lift the prefix, then trap at the failing instruction.
             b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
-                        fault_pc_stores=debug is None)
+                        fault_pc_stores=debug is None, noinline=block.pc in barriers)
             for insn in block.insns[:stop_at]:
                 b.set_insn(insn.pc, insn.next_pc, insn.raw)
                 lift(b, insn)
@@ -111,11 +122,12 @@ _HEADER = f'target triple = "{TRIPLE}"\n'
 _FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
            'attributes #1 = { noinline nounwind strictfp }\n'
            'attributes #2 = { strictfp }\n'
+           'attributes #3 = { noinline nounwind "frame-pointer"="none" }\n'
            '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
 
 
 def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
-             untranslated: list[Untranslated], dispatch_only: frozenset[int] = frozenset()) -> str:
+             untranslated: list[Untranslated], barriers: frozenset[int] = frozenset()) -> str:
     defined: set[int] = set()
     callees: set[int] = set()
     decls: set[str] = set()
@@ -123,7 +135,7 @@ def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
     parts = [_HEADER]
     debug = DebugInfo()
     for block in blocks:
-        text, b = lift_block(block, known, htab_mask, untranslated, dispatch_only, debug)
+        text, b = lift_block(block, known, htab_mask, untranslated, debug=debug, barriers=barriers)
         parts.append(text)
         defined.add(block.pc)
         callees |= b.callees
@@ -201,7 +213,7 @@ def _compile_chunk(index: int) -> ChunkResult:
     blocks: list[Block] = _WORK["chunks"][index]
     untranslated: list[Untranslated] = []
     t0 = time.perf_counter()
-    ir = chunk_ir(blocks, _WORK["known"], _WORK["mask"], untranslated, _WORK["dispatch_only"])
+    ir = chunk_ir(blocks, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"])
     t1 = time.perf_counter()
     if _WORK.get("dump_dir"):
         Path(_WORK["dump_dir"], f"chunk{index:03d}.ll").write_text(ir)
@@ -221,10 +233,9 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
     # Enough chunks to balance the workers, each big enough to amortise LLVM.
     n_chunks = max(1, min(len(pcs) // 400 + 1, jobs * 4))
     chunks = [[blocks[pc] for pc in pcs[i::n_chunks]] for i in range(n_chunks)]
-    dispatch_only = frozenset(pc for pc, b in blocks.items()
-                              if b.insns and b.insns[0].mnemonic.startswith("csrr"))
+    barriers = fp_barrier_blocks(blocks)
     _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir,
-                 dispatch_only=dispatch_only)
+                 barriers=barriers)
     results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]
     try:
         if jobs > 1 and n_chunks > 1:

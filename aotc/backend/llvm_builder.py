@@ -165,7 +165,7 @@ class LLVMBuilder:
     def __init__(self, entry_pc: int, known_blocks: "set[int] | frozenset[int]",
                  arena_bits: int = 32, htab_mask: int = 0,
                  dispatch_only: "frozenset[int]" = frozenset(),
-                 fault_pc_stores: bool = True) -> None:
+                 fault_pc_stores: bool = True, noinline: bool = False) -> None:
         self.entry_pc = entry_pc
         self.known = known_blocks
         # Blocks entered only through the dispatcher (never chained or inlined):
@@ -177,6 +177,11 @@ class LLVMBuilder:
         # line table (line = guest pc) read only when a fault happens.  The
         # stores block LLVM's loop optimisations, so AOT code avoids them.
         self.fault_pc_stores = fault_pc_stores
+        # An FP-environment barrier: a block that starts with a CSR access or
+        # right after one is never inlined into its predecessor, so LLVM cannot
+        # move FP operations across the MXCSR read or write (the call boundary
+        # orders them), while the predecessor still reaches it by a tail call.
+        self.noinline = noinline
         self.arena_bits = arena_bits
         self.htab_mask = htab_mask
         self.lines: list[str] = []
@@ -293,8 +298,9 @@ class LLVMBuilder:
     def set_fcsr(self, v: V) -> None:
         """Write fcsr: the host FPU takes the new rounding mode, flags restart.
 
-        The block ends after this instruction (back to the dispatcher), so no
-        FP operation can be scheduled across the mode change."""
+        The block ends after this instruction and its successor is a
+        non-inlined barrier block, so no FP operation can be scheduled across
+        the mode change."""
         self._fcsr = self._emit(f"and i64 {v}, 255", "i64")
         self._fcsr_dirty = True
         self._declare(_MXCSR_HELPERS)
@@ -657,8 +663,9 @@ class LLVMBuilder:
                     out.append(ln)
             body = "\n".join(out)
             attach = f" !dbg !{sp}"
+        attrs = "#3" if self.noinline else "#0"
         return (f"define hidden i64 @{name}(ptr noalias nocapture %st, "
-                f"ptr noalias %mem) #0{attach} {{\nentry:\n{body}\n}}\n")
+                f"ptr noalias %mem) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
 
 
 class DebugInfo:
