@@ -86,6 +86,24 @@ def _code_and_data(elf) -> tuple[list, list[bytes]]:
     return code, data
 
 
+def guest_metadata(elf, guest: Path, *, engine: str) -> dict:
+    """The metadata every image carries about its guest, whatever the engine."""
+    return {
+        "format_version": 1,
+        "guest_isa": elf.isa,
+        "host_isa": platform.machine(),
+        "engine": engine,
+        "entry": elf.entry,
+        "phdr_vaddr": elf.phdr_vaddr,
+        "phent": elf.phent,
+        "phnum": elf.phnum,
+        "input_name": guest.name,
+        "input_sha256": elf.sha256,
+        "tool_version": __version__,
+        "arena_bits": ARENA_BITS,
+    }
+
+
 def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_level: int = 2,
                 progress: Callable[[str], None] | None = None,
                 dump_dir: Path | None = None, profile: Path | None = None) -> BuildReport:
@@ -127,20 +145,9 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     t4 = time.perf_counter()
     untranslated_list = [{"pc": u.pc, "mnemonic": u.mnemonic, "reason": u.reason} for u in untranslated]
     metadata = {
-        "format_version": 1,
-        "guest_isa": elf.isa,
-        "host_isa": platform.machine(),
-        "engine": "aot",
-        "entry": elf.entry,
-        "phdr_vaddr": elf.phdr_vaddr,
-        "phent": elf.phent,
-        "phnum": elf.phnum,
-        "input_name": Path(guest).name,
-        "input_sha256": elf.sha256,
-        "tool_version": __version__,
+        **guest_metadata(elf, Path(guest), engine="aot"),
         "codegen_version": CODEGEN_VERSION,
         "opt_level": opt_level,
-        "arena_bits": ARENA_BITS,
         "stats": {
             "blocks": len(disc.blocks),
             "instructions": disc.instructions,

@@ -179,7 +179,7 @@ def write_docs(rows: list[dict], summary: dict) -> None:
         ax.legend()
         fig.tight_layout()
         fig.savefig(CHART, dpi=100)
-        lines.insert(-1, f"![speed vs native](performance.png)")
+        lines.insert(-1, "![speed vs native](performance.png)")
     except ImportError:
         lines.insert(-1, "(chart skipped: matplotlib is not installed)")
     lines.append(END)

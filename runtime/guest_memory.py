@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import ctypes
 import ctypes.util
-import mmap as _mmap
 from dataclasses import dataclass
 
 from aotc.errors import GuestMemoryError, RuntimeSetupError

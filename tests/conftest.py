@@ -65,7 +65,7 @@ class ImageFactory:
         signing = load_or_create_signing_key()
         if cached.exists():
             # Re-sign with this session's key: the cache holds content, not trust.
-            from aotc.image import ImageContents, write_image
+            from aotc.image import write_image
             from loader import read_image_file
 
             parsed = read_image_file(cached)

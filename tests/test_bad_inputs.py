@@ -3,7 +3,6 @@ exit, never a Python traceback (guide principle 6)."""
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
@@ -93,7 +92,6 @@ def test_good_image_runs(good_image):
 
 @pytest.mark.parametrize("region", ["code", "metadata", "signature", "public-key"])
 def test_aotrun_refuses_flipped_byte(region, good_image, tmp_path):
-    from aotc.image.layout import FOOTER
 
     data = good_image.read_bytes()
     f = _footer(data)

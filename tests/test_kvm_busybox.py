@@ -4,7 +4,6 @@ status.  The image is built once per session (conftest.build_image_cached)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aotc.errors import AotcError, ImageError, ImageVerificationError
-from aotc.image import ImageContents, serialize_image, write_image
+from aotc.image import ImageContents, write_image
 from aotc.image.layout import FOOTER, FOOTER_SIZE
 from aotc.image.testing import build_test_host_object, sample_contents, sample_metadata, sample_segments
 from aotc.keys import fingerprint

@@ -23,7 +23,6 @@ from cryptography.exceptions import InvalidSignature
 from aotc.elf.segments import GuestSegment
 from aotc.errors import ImageError, ImageVerificationError
 from aotc.image.layout import (
-    ALIGN,
     ELF_MACHINES,
     FOOTER,
     FOOTER_SIZE,

@@ -7,7 +7,6 @@ a valid host ELF .so), because the guest code runs as-is inside a KVM vCPU.
 
 from __future__ import annotations
 
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -46,8 +45,7 @@ def empty_host_object() -> bytes:
 
 def build_kvm_image(elf, guest: Path, output: Path, *, key, t0: float | None = None):
     """Write a signed engine-"kvm" image of ``elf``; returns a BuildReport."""
-    from aotc import __version__
-    from aotc.build import ARENA_BITS, BuildReport
+    from aotc.build import ARENA_BITS, BuildReport, guest_metadata
     from aotc.image import ImageContents, write_image
 
     t0 = time.perf_counter() if t0 is None else t0
@@ -58,19 +56,8 @@ def build_kvm_image(elf, guest: Path, output: Path, *, key, t0: float | None = N
     host_object = empty_host_object()
     code_bytes = sum(len(s.data) for s in elf.segments if s.executable)
     metadata = {
-        "format_version": 1,
-        "guest_isa": elf.isa,
-        "host_isa": platform.machine(),
-        "engine": "kvm",
-        "entry": elf.entry,
-        "phdr_vaddr": elf.phdr_vaddr,
-        "phent": elf.phent,
-        "phnum": elf.phnum,
-        "input_name": Path(guest).name,
-        "input_sha256": elf.sha256,
-        "tool_version": __version__,
+        **guest_metadata(elf, Path(guest), engine="kvm"),
         "kvm_runtime_version": KVM_RUNTIME_VERSION,
-        "arena_bits": ARENA_BITS,
         "stats": {"blocks": 0, "instructions": 0, "entry_sources": {}, "untranslated": []},
     }
     write_image(Path(output), ImageContents(host_object, metadata, tuple(elf.segments)), key)

@@ -1562,7 +1562,8 @@ class LinuxKernel:
         op = (encoded >> 28) & 0xF
         cmp = (encoded >> 24) & 0xF
         oparg = (encoded >> 12) & 0xFFF
-        cmparg = encoded & 0xFFF
+        # The comparison against cmparg (low 12 bits) only decides whether
+        # waiters on uaddr2 are woken; a single-threaded guest has none.
         if op & 8:
             oparg = 1 << (oparg & 31)
             op &= 7
