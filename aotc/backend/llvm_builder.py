@@ -36,8 +36,8 @@ _RES = OFFSETS["reservation"]
 _FAULT_PC = OFFSETS["fault_pc"]
 _EXIT_INFO = OFFSETS["exit_info"]
 
-# Round-to-integral intrinsic per static rounding mode (RM_DYN assumes the
-# host default, round to nearest even: see docs/capability-matrix.md).
+# Round-to-integral intrinsic per rounding mode; RM_DYN uses llvm.rint, which
+# rounds with the host FPU's current mode: the guest's frm while it runs.
 _ROUND_INTRINSIC = {0: "roundeven", 1: "trunc", 2: "floor", 3: "ceil", 4: "round", 7: "rint"}
 RM_DYN = 7
 # x86 MXCSR rounding-control bits per RISC-V static rounding mode.  RMM (ties
@@ -607,12 +607,6 @@ class LLVMBuilder:
         self.lines.append(f"  ret i64 {r}")
         self.lines.append(f"{f}:")
         self._exit(EXIT_CONTINUE, target)
-
-    def exit_to_dispatcher(self, pc: int) -> None:
-        """End the block here and continue at ``pc`` through the dispatcher."""
-        self._end()
-        self._flush()
-        self._exit(EXIT_CONTINUE, pc)
 
     def syscall(self) -> None:
         self._end()
