@@ -104,3 +104,14 @@ def aotrun_cmd() -> list[str]:
 def aotc_cmd() -> list[str]:
     exe = shutil.which("aotc")
     return [exe] if exe else [sys.executable, "-m", "aotc.cli"]
+
+
+def run_recorded_case(target: Path, rec: dict, tmp_path: Path, extra: list[str] | None = None,
+                      timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``target`` (an image or a guest ELF) under aotrun the way a recorded
+    sample case was run: its args ({tmpdir} filled in), exactly its env, its argv[0]."""
+    args = [a.replace("{tmpdir}", str(tmp_path)) for a in rec["args"]]
+    env_opts = [f"--env={k}={v}" for k, v in rec["env"].items()]
+    cmd = [*aotrun_cmd(), *(extra or []), "--clear-env", *env_opts,
+           f"--argv0={rec['binary']}", str(target), *args]
+    return run_tool(cmd, timeout=timeout)

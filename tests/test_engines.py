@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, EXPECTED, aotrun_cmd, run_tool
+from conftest import BIN, EXPECTED, run_recorded_case
 
 
 # The interpreter runs ~250k guest instructions/s; these cases execute tens to
@@ -46,11 +46,8 @@ def _engine_cases() -> list:
 
 def run_engine(engine: str, rec: dict, tmp_path: Path, extra: list[str] | None = None):
     binary = BIN / Path(rec["binary"]).name
-    args = [a.replace("{tmpdir}", str(tmp_path)) for a in rec["args"]]
-    env_opts = [f"--env={k}={v}" for k, v in rec["env"].items()]
-    cmd = [*aotrun_cmd(), f"--engine={engine}", *(extra or []), "--clear-env", *env_opts,
-           f"--argv0={rec['binary']}", str(binary), *args]
-    return run_tool(cmd, timeout=600 if RUN_SLOW else 120)
+    return run_recorded_case(binary, rec, tmp_path, [f"--engine={engine}", *(extra or [])],
+                             timeout=600 if RUN_SLOW else 120)
 
 
 @pytest.mark.parametrize("engine,rec", _engine_cases())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, EXPECTED, aotc_cmd, aotrun_cmd, run_tool
+from conftest import BIN, EXPECTED, aotc_cmd, aotrun_cmd, run_recorded_case, run_tool
 
 from runtime.kvm.api import kvm_unavailable_message, kvm_unavailable_reason
 
@@ -56,14 +56,6 @@ def _x86_cases() -> list:
     return params
 
 
-def run_case(image: Path, rec: dict, tmp_path: Path, extra: list[str] | None = None):
-    args = [a.replace("{tmpdir}", str(tmp_path)) for a in rec["args"]]
-    env_opts = [f"--env={k}={v}" for k, v in rec["env"].items()]
-    cmd = [*aotrun_cmd(), *(extra or []), "--clear-env", *env_opts,
-           f"--argv0={rec['binary']}", str(image), *args]
-    return run_tool(cmd, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def kvm_image(build_image_cached, tmp_path_factory):
     """Build (once per session) an engine-kvm image of a guest ELF."""
@@ -76,7 +68,7 @@ def kvm_image(build_image_cached, tmp_path_factory):
 @pytest.mark.parametrize("rec", _x86_cases())
 def test_x86_sample_matches_reference_under_kvm(rec, kvm_image, tmp_path):
     image = kvm_image(BIN / Path(rec["binary"]).name)
-    proc = run_case(image, rec, tmp_path)
+    proc = run_recorded_case(image, rec, tmp_path, timeout=120)
     stderr = proc.stderr.decode(errors="replace")
     assert "Traceback" not in stderr, stderr
     assert proc.stdout.decode(errors="replace") == rec["stdout"], stderr

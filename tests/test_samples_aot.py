@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, EXPECTED, aotrun_cmd, run_tool
+from conftest import BIN, EXPECTED, run_recorded_case
 
 FLAVOURS = ("riscv64", "riscv64-musl")
 
@@ -26,19 +26,11 @@ def _cases() -> list:
     return params
 
 
-def run_case(image: Path, rec: dict, tmp_path: Path, extra: list[str] | None = None):
-    args = [a.replace("{tmpdir}", str(tmp_path)) for a in rec["args"]]
-    env_opts = [f"--env={k}={v}" for k, v in rec["env"].items()]
-    cmd = [*aotrun_cmd(), *(extra or []), "--clear-env", *env_opts,
-           f"--argv0={rec['binary']}", str(image), *args]
-    return run_tool(cmd, timeout=300)
-
-
 @pytest.mark.parametrize("rec", _cases())
 def test_sample_matches_reference(rec, build_image_cached, tmp_path):
     binary = BIN / Path(rec["binary"]).name
     image = build_image_cached(binary)
-    proc = run_case(image, rec, tmp_path)
+    proc = run_recorded_case(image, rec, tmp_path)
     stderr = proc.stderr.decode(errors="replace")
     assert "Traceback" not in stderr, stderr
     assert proc.stdout.decode(errors="replace") == rec["stdout"], stderr
