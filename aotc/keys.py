@@ -16,13 +16,20 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
 from aotc.errors import SigningKeyError
+
+# ``cryptography.hazmat.primitives.serialization`` costs ~30 ms to import;
+# aotrun only needs public keys, so it is imported where a key is written or a
+# private/unusual PEM is read, and Ed25519 SubjectPublicKeyInfo PEM (what
+# ``aotc keygen`` writes) is decoded here: a fixed DER prefix + 32 raw bytes.
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+_PEM_PUBLIC_BEGIN = b"-----BEGIN PUBLIC KEY-----"
+_PEM_PUBLIC_END = b"-----END PUBLIC KEY-----"
 
 PRIVATE_KEY_NAME = "signing-key.pem"
 PUBLIC_KEY_NAME = "signing-key.pub"
@@ -48,7 +55,7 @@ def public_key_path(key_dir: Path | None = None) -> Path:
 
 
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes_raw()
 
 
 def fingerprint(pubkey: Ed25519PublicKey | bytes) -> str:
@@ -88,6 +95,8 @@ def generate_key(path_dir: Path | None = None, force: bool = False) -> Ed25519Pr
 
     Refuses to replace an existing private key unless ``force``.
     """
+    from cryptography.hazmat.primitives import serialization
+
     key_dir = Path(path_dir) if path_dir is not None else default_key_dir()
     priv_path = key_dir / PRIVATE_KEY_NAME
     pub_path = key_dir / PUBLIC_KEY_NAME
@@ -119,6 +128,8 @@ def generate_key(path_dir: Path | None = None, force: bool = False) -> Ed25519Pr
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -150,7 +161,15 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 def parse_public_key(data: bytes, source: str = "public key") -> Ed25519PublicKey:
     stripped = data.strip()
     key = None
+    fast = _spki_pem_raw(stripped)
+    if fast is not None:
+        try:
+            return Ed25519PublicKey.from_public_bytes(fast)
+        except ValueError:
+            raise SigningKeyError(f"{source} is not a valid Ed25519 public key") from None
     if stripped.startswith(b"-----BEGIN"):
+        from cryptography.hazmat.primitives import serialization
+
         try:
             if b"PRIVATE KEY" in stripped.split(b"\n", 1)[0]:
                 private = serialization.load_pem_private_key(stripped, password=None)
@@ -178,6 +197,21 @@ def parse_public_key(data: bytes, source: str = "public key") -> Ed25519PublicKe
         return Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:
         raise SigningKeyError(f"{source} is not a valid Ed25519 public key") from None
+
+
+def _spki_pem_raw(pem: bytes) -> bytes | None:
+    """The raw key of an Ed25519 SubjectPublicKeyInfo PEM block, or None (then
+    the general PEM parser decides what it is)."""
+    if not (pem.startswith(_PEM_PUBLIC_BEGIN) and pem.endswith(_PEM_PUBLIC_END)):
+        return None
+    body = pem[len(_PEM_PUBLIC_BEGIN):-len(_PEM_PUBLIC_END)]
+    try:
+        der = binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(der) != len(_ED25519_SPKI_PREFIX) + 32 or not der.startswith(_ED25519_SPKI_PREFIX):
+        return None
+    return der[len(_ED25519_SPKI_PREFIX):]
 
 
 def load_or_create_signing_key(key_dir: Path | None = None) -> Ed25519PrivateKey:

@@ -43,6 +43,7 @@ MFD_EXEC = getattr(os, "MFD_EXEC", 0x0010)  # Linux 6.3+; needed if vm.memfd_noe
 RTLD_NOLOAD = getattr(os, "RTLD_NOLOAD", 0x00004)
 
 _CHUNK = 1 << 20
+_SENDFILE_CHUNK = 1 << 30
 
 # fds whose dlopen'ed object could not be unloaded: never reuse their path.
 _pinned_fds: list[int] = []
@@ -121,16 +122,7 @@ def _sealed_copy(path: Path) -> tuple[int, int]:
         os.close(src)
         raise ImageError(f"cannot create a memory file for {path}: {_reason(exc)}") from None
     try:
-        size = 0
-        while True:
-            chunk = os.read(src, _CHUNK)
-            if not chunk:
-                break
-            view = memoryview(chunk)
-            while view:
-                written = os.write(memfd, view)
-                view = view[written:]
-            size += len(chunk)
+        size = _copy_fd(src, memfd)
         if size == 0:
             raise ImageError(f"{path}: file is empty, not an aotc image")
         fcntl.fcntl(memfd, F_ADD_SEALS, ALL_SEALS)
@@ -146,6 +138,29 @@ def _sealed_copy(path: Path) -> tuple[int, int]:
     finally:
         os.close(src)
     return memfd, size
+
+
+def _copy_fd(src: int, dst: int) -> int:
+    """Copy all of ``src`` to ``dst`` (in the kernel with sendfile when it can); returns the size."""
+    size = 0
+    try:
+        while True:
+            sent = os.sendfile(dst, src, size, _SENDFILE_CHUNK)
+            if sent == 0:
+                return size
+            size += sent
+    except OSError as exc:
+        if size or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    while True:  # no sendfile from this kind of file: plain reads and writes
+        chunk = os.read(src, _CHUNK)
+        if not chunk:
+            return size
+        view = memoryview(chunk)
+        while view:
+            written = os.write(dst, view)
+            view = view[written:]
+        size += len(chunk)
 
 
 class LoadedImage:

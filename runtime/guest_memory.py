@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import bisect
 import ctypes
-import ctypes.util
 from dataclasses import dataclass
 
 from aotc.errors import GuestMemoryError, RuntimeSetupError
+from runtime.host_libc import load_libc
 
 PAGE = 4096
 PROT_NONE = 0
@@ -25,7 +25,7 @@ PROT_READ = 1
 PROT_WRITE = 2
 PROT_EXEC = 4
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = load_libc()
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.hazmat.primitives import serialization
 from cryptography.exceptions import InvalidSignature
 
 from aotc.elf.segments import GuestSegment
@@ -151,7 +150,7 @@ def serialize_image(contents: ImageContents, key: Ed25519PrivateKey | None) -> b
     file_size = len(out) + FOOTER_SIZE
     sig_alg = SIG_ED25519 if key is not None else SIG_NONE
     pub = (
-        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        key.public_key().public_bytes_raw()
         if key is not None
         else bytes(PUBLIC_KEY_SIZE)
     )

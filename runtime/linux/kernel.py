@@ -26,7 +26,6 @@ Conventions, as in the real kernel:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as _errno
 import fcntl as _fcntl
 import os
@@ -40,6 +39,7 @@ from typing import TextIO
 from aotc.errors import GuestMemoryError
 from runtime.guest_memory import (PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, GuestMemory,
                                   page_down, page_up)
+from runtime.host_libc import load_libc
 from runtime.linux.abi import SyscallAbi
 
 __all__ = ["LinuxKernel", "GuestExit", "GuestKilled", "FdTable"]
@@ -91,7 +91,7 @@ TIMER_ABSTIME = 1
 # Host (x86_64) syscall numbers used through libc's syscall().
 _HOST_NR = {"getdents64": 217, "statx": 332, "renameat2": 316, "faccessat2": 439}
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = load_libc()
 _libc.syscall.restype = ctypes.c_long
 _libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.read.restype = ctypes.c_ssize_t
