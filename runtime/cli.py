@@ -106,6 +106,9 @@ def _report_stats(stats: dict, show: bool, json_path: Path | None, profile: Path
               f"lookup misses {stats['lookup_misses']}, {jit}, "
               f"interp instructions {stats['interp_instructions']}, syscalls {stats['syscalls']}, "
               f"peak RSS {stats['peak_rss_kib']} KiB", file=sys.stderr)
+        if stats.get("image_retired"):
+            print(f"aotrun stats: image translations retired ({stats['image_retired']}), "
+                  f"JIT flushes {stats['jit_flushes']}", file=sys.stderr)
     if json_path is not None:
         Path(json_path).write_text(json.dumps(stats, indent=2) + "\n")
     if profile is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 from dataclasses import dataclass
+from typing import Callable
 
 from aotc.errors import GuestMemoryError, RuntimeSetupError
 from runtime.host_libc import load_libc
@@ -76,6 +77,14 @@ class GuestMemory:
         # Sorted, non-overlapping page ranges the guest has mapped.
         self._maps: list[Mapping] = []
         self.mapped_bytes = 0
+        # Called with (start, end) after any change to the mappings or their
+        # permissions (map, unmap, protect): translations of code in that
+        # range may be stale (see runtime/code_invalidation.py).
+        self.on_mapping_change: Callable[[int, int], None] | None = None
+
+    def _changed(self, start: int, end: int) -> None:
+        if self.on_mapping_change is not None:
+            self.on_mapping_change(start, end)
 
     # -- mapping ---------------------------------------------------------
     def _host_protect(self, start: int, end: int, prot: int) -> None:
@@ -114,6 +123,7 @@ class GuestMemory:
         keys = [m.start for m in self._maps]
         self._maps.insert(bisect.bisect(keys, start), Mapping(start, end, prot, name))
         self.mapped_bytes += end - start
+        self._changed(start, end)
 
     def unmap(self, start: int, length: int) -> None:
         start, end = page_down(start), page_up(start + length)
@@ -131,6 +141,8 @@ class GuestMemory:
                              _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
             if got != self.base + start:
                 raise RuntimeSetupError(f"cannot unmap guest range {start:#x}-{end:#x}")
+            self._maps = kept
+            self._changed(start, end)
         self._maps = kept
 
     def protect(self, start: int, length: int, prot: int) -> None:
@@ -145,6 +157,7 @@ class GuestMemory:
             if m.start >= start and m.end <= end:
                 m.prot = prot
         self._host_protect(start, end, prot)
+        self._changed(start, end)
 
     def mappings(self) -> list[Mapping]:
         return list(self._maps)

@@ -104,6 +104,7 @@ class Jit:
         self.compile_seconds: list[float] = []
         self.blocks = 0
         self.pcs: set[int] = set()      # guest pcs this JIT has translated
+        self.code_pages: set[int] = set()   # guest pages holding translated instructions
         self.flushes = 0
         self.phase_seconds = {"lift": 0.0, "compile+link": 0.0}
         self._worker: _Worker | None = None
@@ -139,11 +140,24 @@ class Jit:
         again from the current bytes when it is next reached.  The old
         regions stay loaded (nothing points into them any more, but a region
         cannot be unloaded safely while its code might still be on a stack).
-        The image's own translations cannot be dropped (see docs/engines.md)."""
+        The image's own translations are checked by the machine
+        (runtime/code_invalidation.py)."""
         if self.pcs:
-            self.table = Htab()
-            self.pcs = set()
-            self.flushes += 1
+            self._drop_all()
+
+    def _drop_all(self) -> None:
+        self.table = Htab()
+        self.pcs = set()
+        self.code_pages = set()
+        self.flushes += 1
+
+    def forget_image(self, empty_htab: int) -> None:
+        """The image was retired: stop treating its blocks as translated
+        (new regions probe ``empty_htab`` inline instead of the image's
+        table) and drop every JIT region, since they may exit to image code."""
+        self.image_htab, self.image_mask = empty_htab, 0
+        self.image_pcs = set()
+        self._drop_all()
 
     def compile(self, pc: int) -> bool:
         """Translate the region at ``pc``; False when pc is not in executable memory."""
@@ -186,10 +200,11 @@ class Jit:
         self.phase_seconds["lift"] += t1 - t0
         self.phase_seconds["compile+link"] += t2 - t1
         self._libs.append(lib)
-        for p in region:
+        for p, block in region.items():
             fn = ctypes.cast(lib[block_symbol(p)], ctypes.c_void_p).value
             self.table.insert(p, fn)
             self.pcs.add(p)
+            self.code_pages.update(range(p // 4096, (max(block.end, p + 2) - 1) // 4096 + 1))
         self.blocks += len(region)
         self.compile_seconds.append(time.perf_counter() - t0)
         return True

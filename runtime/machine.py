@@ -49,6 +49,8 @@ class RunStats:
     jit_worker_start_seconds: float = 0.0
     interp_instructions: int = 0
     interp_entries: int = 0
+    jit_flushes: int = 0             # times every JIT translation was dropped
+    image_retired: str | None = None  # why and where the image's code went stale
     missed_pcs: dict = field(default_factory=dict)   # pc -> times missed
 
     def to_dict(self, engine: str, fallback: str, wall: float) -> dict:
@@ -75,6 +77,8 @@ class RunStats:
             "jit_worker_start_ms": round(self.jit_worker_start_seconds * 1000, 3),
             "interp_instructions": self.interp_instructions,
             "interp_entries": self.interp_entries,
+            "jit_flushes": self.jit_flushes,
+            "image_retired": self.image_retired,
             "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }
 
@@ -151,6 +155,13 @@ class Machine:
         self._jit = None
         self._interp = None
         self._image_pcs: set[int] | None = None
+        self._image_code = None
+        if image is not None:
+            from runtime.code_invalidation import ImageCode
+
+            self._image_code = ImageCode(segments)
+        self.mem.on_mapping_change = self._mapping_changed
+        self.kernel.on_icache_flush = self._icache_flushed
         if engine == "jit":
             self.jit.start_worker()   # warms up LLVM while the first block is looked up
 
@@ -177,6 +188,44 @@ class Machine:
 
             self._interp = Interpreter(self.mem)
         return self._interp
+
+    # -- stale translations (runtime/code_invalidation.py) ---------------------
+    def _icache_flushed(self) -> None:
+        """fence.i or riscv_flush_icache: any code byte may have changed."""
+        if self._jit is not None:
+            self._jit.invalidate_code()
+            self.stats.jit_flushes = self._jit.flushes
+        if self._interp is not None:
+            self._interp.flush_decoded()
+        self._check_image("instruction cache flush")
+
+    def _mapping_changed(self, start: int, end: int) -> None:
+        from runtime.code_invalidation import pages_overlap
+
+        if self._jit is not None and pages_overlap(self._jit.code_pages, start, end):
+            self._jit.invalidate_code()
+            self.stats.jit_flushes = self._jit.flushes
+        if self._interp is not None:
+            self._interp.flush_decoded()
+        if self._image_code is not None and self._image_code.overlaps(start, end):
+            self._check_image(f"mapping change at {start:#x}-{end:#x}")
+
+    def _check_image(self, why: str) -> None:
+        if self._image_code is None or self._image_code.intact(self.mem):
+            return
+        # Retire the image: an empty table 1 for the dispatcher and for the
+        # JIT's inline probes; from now on every block comes from the fallback.
+        self._image_code = None
+        self._empty = (ctypes.c_uint64 * 2)()
+        self._htab, self._mask = ctypes.addressof(self._empty), 0
+        self._image_pcs = set()
+        if self._jit is not None:
+            self._jit.forget_image(self._htab)
+            self.stats.jit_flushes = self._jit.flushes
+        self.stats.image_retired = f"{why}, guest pc {self.state.pc:#x}"
+        if self.kernel.strace is not None:
+            self.kernel.strace.write(f"[aotc] image code changed ({why}): image translations retired, "
+                                     f"continuing in the {self.fallback} engine\n")
 
     def _native_covers(self, pc: int) -> bool:
         return pc in self.image_pcs() or (self._jit is not None and pc in self._jit.pcs)
@@ -278,10 +327,7 @@ class Machine:
                 raise GuestFault(signal.SIGTRAP, st.pc, "ebreak")
             elif code == EXIT_FENCE_I:
                 st.pc = st.exit_info
-                if self._jit is not None:
-                    self._jit.invalidate_code()
-                if self._interp is not None:
-                    self._interp.flush_decoded()
+                self._icache_flushed()
             else:
                 raise ImageError(f"translated code returned unknown exit code {code}")
 

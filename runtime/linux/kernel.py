@@ -328,6 +328,8 @@ class LinuxKernel:
                  install_std_fds: bool = True) -> None:
         self.mem = mem
         self.abi = abi
+        # Called by riscv_flush_icache: code bytes may have changed.
+        self.on_icache_flush: Callable[[], None] | None = None
         self.exe_path = os.path.abspath(exe_path)
         self.strace = strace
         self.brk_start = page_up(brk_start)
@@ -1651,5 +1653,11 @@ class LinuxKernel:
         return -_errno.ENOSYS
 
     @_sys("riscv_flush_icache", "p", "p", "x")
-    def sys_riscv_flush_icache(self, *_a: int) -> int:
+    def sys_riscv_flush_icache(self, start: int, end: int, flags: int) -> int:
+        # Like Linux: the range is a hint (the whole instruction cache is
+        # flushed); the only flag is SYS_RISCV_FLUSH_ICACHE_LOCAL (1).
+        if flags & ~1:
+            return -_errno.EINVAL
+        if self.on_icache_flush is not None:
+            self.on_icache_flush()
         return 0
