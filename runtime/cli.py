@@ -35,10 +35,10 @@ from aotc.errors import AotcError, GuestFault
               help="Write the guest pcs that missed the image to this JSON file "
                    "(feed it back with `aotc build --profile`).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
-              help="Stop the guest after SECONDS (exit status 124; kvm engine).")
+              help="Stop the guest after SECONDS (exit status 124).")
 @click.option("--max-memory", default=None, metavar="BYTES",
               help="Cap guest memory, e.g. 64M: growth beyond fails with ENOMEM; a guest that "
-                   "needs more at start exits with status 125 (kvm engine).")
+                   "needs more at start exits with status 125.")
 @click.version_option(__version__, prog_name="aotrun")
 def main(image: Path, guest_args: tuple[str, ...], trust: tuple[Path, ...], strace: bool,
          argv0: str | None, clear_env: bool, env_items: tuple[str, ...], engine: str = "aot",
@@ -78,7 +78,7 @@ def main(image: Path, guest_args: tuple[str, ...], trust: tuple[Path, ...], stra
 
 
 def _size_option(text: str | None) -> int | None:
-    from runtime.kvm.limits import parse_size
+    from runtime.limits import parse_size
 
     if text is None:
         return None

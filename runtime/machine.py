@@ -370,11 +370,24 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
     machine = Machine(image, argv=argv, envp=envp, strace=strace,
                       exe_path=os.path.abspath(str(path)), elf=elf, engine=engine, fallback=fallback)
+    watchdog = None
     t0 = time.perf_counter()
     try:
+        if max_memory is not None:
+            from runtime.limits import MemoryLimitExceeded
+
+            if machine.mem.mapped_bytes > max_memory:
+                raise MemoryLimitExceeded(machine.mem.mapped_bytes, max_memory)
+            machine.kernel.max_memory = max_memory
+        if timeout is not None:
+            from runtime.limits import ExitWatchdog
+
+            watchdog = ExitWatchdog(timeout)
         sys.stdout.flush()
         return machine.run()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         if stats is not None:
             stats.update(machine.stats.to_dict(engine, machine.fallback, time.perf_counter() - t0))
             stats["missed_pcs"] = sorted(machine.stats.missed_pcs)

@@ -31,7 +31,7 @@ from typing import Sequence, TextIO
 from aotc.errors import GuestFault, ImageError, RuntimeSetupError
 from runtime.kvm import api
 from runtime.kvm.api import kvm_unavailable_message
-from runtime.kvm.limits import GuestTimeout, MemoryLimitExceeded
+from runtime.limits import GuestTimeout, MemoryLimitExceeded
 
 MASK64 = (1 << 64) - 1
 PAGE = 4096
@@ -88,7 +88,6 @@ EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 0x100, 0x400, 0x800
 NR_BRK, NR_MMAP, NR_MPROTECT, NR_MUNMAP, NR_MREMAP, NR_ARCH_PRCTL = 12, 9, 10, 11, 25, 158
 MAPPING_SYSCALLS = frozenset({NR_MMAP, NR_MPROTECT, NR_MUNMAP, NR_BRK, NR_MREMAP})
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
-MAP_FIXED = 0x10
 
 # vector -> (signal, description)
 _EXCEPTIONS = {
@@ -212,6 +211,7 @@ class KvmMachine:
                 raise MemoryLimitExceeded(self.mem.mapped_bytes, max_memory)
             self.kernel = LinuxKernel(self.mem, X86_64_ABI, brk_start=brk,
                                       exe_path=exe_path, strace=strace)
+            self.kernel.max_memory = max_memory
             self._setup_vm(device)
             self._setup_vcpu(int(meta["entry"]), sp)
         except BaseException:
@@ -521,10 +521,6 @@ class KvmMachine:
                     try:
                         if nr == NR_ARCH_PRCTL:
                             ret = self._arch_prctl(args[0], args[1])
-                        elif nr in MAPPING_SYSCALLS:
-                            ret = self._limited(nr, args)
-                            if ret is None:
-                                ret = kernel_syscall(nr, args)
                         else:
                             ret = kernel_syscall(nr, args)
                     except GuestExit as e:
@@ -557,32 +553,6 @@ class KvmMachine:
             if watchdog is not None:
                 watchdog.cancel()
                 run.immediate_exit = 0
-
-    def _limited(self, nr: int, a: tuple[int, ...]) -> int | None:
-        """Enforce --max-memory before a mapping syscall; None means 'go ahead'."""
-        limit = self.max_memory
-        if limit is None:
-            return None
-        from runtime.guest_memory import page_up
-
-        mem = self.mem
-        grow = 0
-        if nr == NR_MMAP:
-            length = page_up(a[1])
-            grow = length
-            if a[3] & MAP_FIXED:
-                grow -= sum(max(0, min(m.end, a[0] + length) - max(m.start, a[0]))
-                            for m in mem.mappings())
-        elif nr == NR_BRK:
-            grow = page_up(a[0]) - page_up(self.kernel.brk_cur)
-            if grow > 0 and mem.mapped_bytes + grow > limit:
-                return self.kernel.brk_cur
-            return None
-        elif nr == NR_MREMAP:
-            grow = page_up(a[2]) - page_up(a[1])
-        if grow > 0 and mem.mapped_bytes + grow > limit:
-            return -_errno.ENOMEM
-        return None
 
     def _arch_prctl(self, code: int, addr: int) -> int:
         if self.kernel.strace is not None:

@@ -330,6 +330,9 @@ class LinuxKernel:
         self.abi = abi
         # Called by riscv_flush_icache: code bytes may have changed.
         self.on_icache_flush: Callable[[], None] | None = None
+        # --max-memory: mapped guest bytes may not grow beyond this (brk
+        # fails, mmap/mremap return -ENOMEM, like an exhausted RLIMIT_AS).
+        self.max_memory: int | None = None
         self.exe_path = os.path.abspath(exe_path)
         self.strace = strace
         self.brk_start = page_up(brk_start)
@@ -987,6 +990,14 @@ class LinuxKernel:
     def _range_free(self, start: int, end: int) -> bool:
         return all(m.end <= start or m.start >= end for m in self.mem.mappings())
 
+    def _over_limit(self, grow: int, start: int = 0, end: int = 0) -> bool:
+        """Would mapping ``grow`` more bytes (fresh pages at [start, end),
+        replacing what is mapped there) exceed --max-memory?"""
+        if self.max_memory is None or grow <= 0:
+            return False
+        replaced = sum(max(0, min(m.end, end) - max(m.start, start)) for m in self.mem.mappings())
+        return self.mem.mapped_bytes + grow - replaced > self.max_memory
+
     @_sys("brk", "p", result="x")
     def sys_brk(self, addr: int) -> int:
         new = addr
@@ -994,7 +1005,8 @@ class LinuxKernel:
             return self.brk_cur
         old_top, new_top = page_up(self.brk_cur), page_up(new)
         if new_top > old_top:
-            if not self._range_free(old_top, new_top) or new_top > self.mmap_top:
+            if not self._range_free(old_top, new_top) or new_top > self.mmap_top \
+                    or self._over_limit(new_top - old_top):
                 return self.brk_cur
             self.mem.map(old_top, new_top - old_top, PROT_READ | PROT_WRITE, name="[heap]")
         elif new_top < old_top:
@@ -1066,6 +1078,8 @@ class LinuxKernel:
             start = addr
         else:
             start = self._pick_addr(addr, size)
+        if self._over_limit(size, start, start + size):
+            return -_errno.ENOMEM
         self._forget_shared(start, start + size)
         if anonymous:
             self.mem.map(start, size, prot, name="")
@@ -1127,6 +1141,8 @@ class LinuxKernel:
         if old & (PAGE - 1) or new_size == 0 or old_size == 0:
             return -_errno.EINVAL
         old_size, new_size = page_up(old_size), page_up(new_size)
+        if self._over_limit(new_size - old_size):
+            return -_errno.ENOMEM
         if old + old_size > self.mem.size or new_size > self.mem.size:
             return -_errno.EFAULT if old + old_size > self.mem.size else -_errno.ENOMEM
         m = self.mem.find_mapping(old)

@@ -49,3 +49,36 @@ def parse_size(text: str) -> int:
     if not m:
         raise ValueError(f"not a size in bytes: {text!r} (examples: 1048576, 512K, 64M, 1G)")
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+class ExitWatchdog:
+    """``--timeout`` for the translated engines (AOT, JIT, interpreter).
+
+    Translated guest code runs in native code that only returns to Python at
+    system calls, misses and faults, and a guest spinning in a loop never
+    does.  This thread therefore ends the whole process when the time is up:
+    it writes the timeout line to stderr and calls ``os._exit(124)``, as
+    coreutils ``timeout`` would kill the command.  Output the guest already
+    wrote (straight to its file descriptors) stays; ``--stats`` is not
+    printed.  The KVM engine has its own, graceful watchdog.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="aotrun-timeout", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        import os
+
+        if self._stop.wait(self.seconds):
+            return
+        os.write(2, f"aotrun: error: {GuestTimeout(self.seconds)}\n".encode())
+        os._exit(TIMEOUT_EXIT)
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join()
