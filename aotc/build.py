@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,9 @@ from aotc.errors import ElfError, UnsupportedGuestError
 
 ARENA_BITS = 32
 SUPPORTED_AOT_ISAS = ("riscv64",)
+# Report fields a build cache entry keeps from the build that translated it.
+CACHED_REPORT_FIELDS = ("blocks", "instructions", "untranslated", "entry_sources",
+                        "host_code_bytes", "guest_code_bytes", "timings")
 
 
 @dataclass
@@ -30,13 +34,18 @@ class BuildReport:
     host_code_bytes: int = 0
     guest_code_bytes: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # "hit" (translation reused from the build cache), "miss" (translated and
+    # stored) or "off" (--no-cache, a --dump-dir build, or a KVM image).
+    cache: str = "off"
+    cache_key: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
+        how = " (build cache hit)" if self.cache == "hit" else ""
         lines = [f"{self.output}: {self.guest_isa} guest, engine {self.engine}, "
-                 f"{self.blocks} blocks / {self.instructions} instructions translated "
+                 f"{self.blocks} blocks / {self.instructions} instructions translated{how} "
                  f"in {self.timings.get('total_seconds', 0):.1f} s"]
         if self.untranslated:
             shown = ", ".join(f"{u['pc']:#x} {u['mnemonic']}" for u in self.untranslated[:5])
@@ -106,8 +115,13 @@ def guest_metadata(elf, guest: Path, *, engine: str) -> dict:
 
 def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_level: int = 2,
                 progress: Callable[[str], None] | None = None,
-                dump_dir: Path | None = None, profile: Path | None = None) -> BuildReport:
-    """Translate ``guest`` and write the signed image to ``output``."""
+                dump_dir: Path | None = None, profile: Path | None = None,
+                use_cache: bool = False) -> BuildReport:
+    """Translate ``guest`` and write the signed image to ``output``.
+
+    With ``use_cache`` the translation is looked up in (and stored into) the
+    build cache (``aotc.build_cache``); a build with ``dump_dir`` never is,
+    since it is asked to produce the intermediate files."""
     from aotc.elf.guest_elf import read_guest_elf
 
     t0 = time.perf_counter()
@@ -122,17 +136,42 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
         raise UnsupportedGuestError(
             f"ahead-of-time translation of {elf.isa} guests is not supported yet "
             f"(supported: {', '.join(SUPPORTED_AOT_ISAS)})")
+    from aotc.image import ImageContents, write_image
+
+    # Entry pcs a previous run missed (aotrun --record-profile).
+    profile_pcs = load_profile(Path(profile)) if profile is not None else None
+    cache_key = None
+    if use_cache and dump_dir is None:
+        from aotc import build_cache
+
+        cache_key = build_cache.build_key(
+            input_sha256=elf.sha256, opt_level=opt_level, jobs=jobs or os.cpu_count() or 1,
+            profile_pcs=profile_pcs, host_isa=platform.machine(), arena_bits=ARENA_BITS)
+        try:
+            cached = build_cache.load(cache_key)
+        except build_cache.CorruptEntry as e:
+            say(f"build cache entry {cache_key[:16]} is corrupt ({e}); translating again")
+            cached = None
+        if cached is not None:
+            say(f"build cache hit {cache_key[:16]}")
+            metadata = {**guest_metadata(elf, Path(guest), engine="aot"), **cached.translation}
+            write_image(Path(output), ImageContents(cached.host_object, metadata, tuple(elf.segments)), key)
+            kept = {k: cached.report[k] for k in CACHED_REPORT_FIELDS if k in cached.report}
+            return BuildReport(
+                **{**kept, "guest": str(guest), "output": str(output), "guest_isa": elf.isa,
+                   "engine": "aot", "image_bytes": Path(output).stat().st_size,
+                   "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
+                   "cache": "hit", "cache_key": cache_key})
+
     from aotc.backend.compile import CODEGEN_VERSION, compile_blocks, link_shared_object
     from aotc.discover import discover
-    from aotc.image import ImageContents, write_image
 
     code, data = _code_and_data(elf)
     if not code:
         raise ElfError(f"{guest}: no executable code found")
     entries = {"entry": [elf.entry], "symbols": [a for a, _s, _n in elf.symbols]}
-    if profile is not None:
-        # Entry pcs a previous run missed (aotrun --record-profile).
-        entries["profile"] = load_profile(Path(profile))
+    if profile_pcs is not None:
+        entries["profile"] = profile_pcs
     say(f"decoding {sum(len(c.data) for c in code)} bytes of {elf.isa} code")
     t1 = time.perf_counter()
     disc = discover(code, data, entries, progress=say)
@@ -144,8 +183,8 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     host_object = link_shared_object(objects)
     t4 = time.perf_counter()
     untranslated_list = [{"pc": u.pc, "mnemonic": u.mnemonic, "reason": u.reason} for u in untranslated]
-    metadata = {
-        **guest_metadata(elf, Path(guest), engine="aot"),
+    # What the translation decides (the rest of the metadata is the guest's).
+    translation = {
         "codegen_version": CODEGEN_VERSION,
         "opt_level": opt_level,
         "stats": {
@@ -155,6 +194,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
             "untranslated": untranslated_list,
         },
     }
+    metadata = {**guest_metadata(elf, Path(guest), engine="aot"), **translation}
     write_image(Path(output), ImageContents(host_object, metadata, tuple(elf.segments)), key)
     t5 = time.perf_counter()
     report = BuildReport(
@@ -165,5 +205,14 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
         timings={"decode_seconds": round(t2 - t1, 3), **timings,
                  "compile_seconds": round(t3 - t2, 3), "link_seconds": round(t4 - t3, 3),
                  "total_seconds": round(t5 - t0, 3)},
+        cache="miss" if cache_key is not None else "off", cache_key=cache_key,
     )
+    if cache_key is not None:
+        from aotc import build_cache
+
+        stored = build_cache.store(cache_key, build_cache.CachedBuild(
+            host_object=host_object, translation=translation,
+            report={k: getattr(report, k) for k in CACHED_REPORT_FIELDS}))
+        if stored is None:
+            say("build cache is not writable; the translation was not stored")
     return report

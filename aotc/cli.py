@@ -41,9 +41,16 @@ def _default_output(guest: Path) -> Path:
 @click.option("-q", "--quiet", is_flag=True, help="Do not print progress to stderr.")
 @click.option("--profile", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="Add the entry pcs a run missed (aotrun --record-profile) to discovery.")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Translate afresh: neither reuse nor store a translation in the build cache.")
 def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool,
-          jobs: int | None, opt_level: int, quiet: bool, profile: Path | None = None) -> None:
-    """Translate GUEST (a static riscv64 Linux ELF) into a signed image."""
+          jobs: int | None, opt_level: int, quiet: bool, profile: Path | None = None,
+          no_cache: bool = False) -> None:
+    """Translate GUEST (a static riscv64 Linux ELF) into a signed image.
+
+    Translations are cached by content (see `aotc cache info`): building the
+    same guest with the same translator and options again reuses the
+    translated code and only signs the new image."""
     from aotc.keys import load_or_create_signing_key, load_private_key
 
     if not guest.exists():
@@ -59,11 +66,46 @@ def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool
 
     progress = None if quiet else (lambda message: click.echo(message, err=True))
     report = build_image(guest, output, key=key, jobs=jobs, opt_level=opt_level, progress=progress,
+                         use_cache=not no_cache,
                          **({"profile": profile} if profile is not None else {}))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
         click.echo(report.summary())
+
+
+@main.group()
+def cache() -> None:
+    """The build cache: translations reused by `aotc build`.
+
+    It lives in $AOTC_CACHE_DIR, else $XDG_CACHE_HOME/aotc, else ~/.cache/aotc;
+    its size is bounded by $AOTC_CACHE_MAX_SIZE (default 1G), least recently
+    used entries first out."""
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def cache_info(as_json: bool) -> None:
+    """Show where the build cache is and how big it is."""
+    from aotc import build_cache
+
+    data = build_cache.info()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    click.echo(f"build cache: {data['directory']}\n"
+               f"entries:     {data['entries']}\n"
+               f"size:        {data['bytes'] / 2**20:.1f} MiB of at most {data['max_bytes'] / 2**20:.0f} MiB")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Delete every cached translation."""
+    from aotc import build_cache
+
+    removed = build_cache.clear()
+    click.echo(f"removed {removed} cached translation{'s' if removed != 1 else ''} "
+               f"from {build_cache.builds_dir()}")
 
 
 @main.command()

@@ -59,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aotc-bench-") as tmp:
         image = Path(tmp, "compute.so")
         t0 = time.perf_counter()
-        subprocess.run([aotc, "build", str(guest), "-o", str(image)], check=True,
+        subprocess.run([aotc, "build", "--no-cache", str(guest), "-o", str(image)], check=True,
                        stdout=subprocess.DEVNULL)
         build_s = time.perf_counter() - t0
         runners = {"native": [str(native), *extra], "aotrun": [aotrun, str(image), *extra]}

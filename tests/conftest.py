@@ -7,12 +7,14 @@ each sample is translated once however many tests run it.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,12 @@ SAMPLES = ROOT / "samples"
 BIN = SAMPLES / "bin"
 EXPECTED = SAMPLES / "expected"
 CACHE = Path(os.environ.get("AOTC_TEST_CACHE", ROOT / ".cache" / "test-images"))
+
+# `aotc build` caches translations (aotc/build_cache.py): tests use a private
+# cache for the session, never the user's ~/.cache/aotc.
+BUILD_CACHE = Path(tempfile.mkdtemp(prefix="aotc-test-build-cache-"))
+os.environ["AOTC_CACHE_DIR"] = str(BUILD_CACHE)
+atexit.register(shutil.rmtree, BUILD_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +98,8 @@ def load_expected(path: Path) -> dict:
 def run_tool(args: list[str], env: dict[str, str] | None = None, timeout: float = 120,
              cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run an installed console script (or module) and capture its output."""
-    full_env = {"PATH": os.environ.get("PATH", ""), "AOTC_CONFIG_DIR": os.environ.get("AOTC_CONFIG_DIR", "")}
+    full_env = {"PATH": os.environ.get("PATH", ""), "AOTC_CONFIG_DIR": os.environ.get("AOTC_CONFIG_DIR", ""),
+                "AOTC_CACHE_DIR": os.environ.get("AOTC_CACHE_DIR", "")}
     if env:
         full_env.update(env)
     return subprocess.run(args, capture_output=True, timeout=timeout, env=full_env, cwd=cwd)

@@ -198,8 +198,9 @@ def fake_build(monkeypatch, host_object):
 
     calls = []
 
-    def build_image(guest, output, *, key, jobs, opt_level, progress):
-        calls.append(dict(guest=guest, output=output, key=key, jobs=jobs, opt_level=opt_level))
+    def build_image(guest, output, *, key, jobs, opt_level, progress, use_cache):
+        calls.append(dict(guest=guest, output=output, key=key, jobs=jobs, opt_level=opt_level,
+                          use_cache=use_cache))
         if progress:
             progress("working")
         write_image(output, sample_contents(host_object), key)
@@ -222,8 +223,11 @@ def test_build_default_output_and_first_use_key(tmp_path, monkeypatch, config_di
     (call,) = fake_build
     assert call["output"] == workdir / "hello.so"
     assert call["jobs"] == 3 and call["opt_level"] == 1
+    assert call["use_cache"] is True
     assert result.stdout == f"{workdir / 'hello.so'}: built\n"
     assert run("verify", str(workdir / "hello.so")).exit_code == 0
+    assert run("build", str(guest), "--no-cache").exit_code == 0
+    assert fake_build[-1]["use_cache"] is False
 
 
 def test_build_json_with_key(tmp_path, fake_build):
