@@ -155,6 +155,11 @@ def _fty(bits: int) -> str:
     return "float" if bits == 32 else "double"
 
 
+def _mangle(ty: str) -> str:
+    """A type as LLVM intrinsic names spell it (float -> f32, double -> f64)."""
+    return {"float": "f32", "double": "f64"}.get(ty, ty)
+
+
 def block_symbol(pc: int) -> str:
     return f"b_{pc:x}"
 
@@ -458,8 +463,10 @@ class LLVMBuilder:
         return self._emit(f"call {ret_ty} @{name}({argtext})", ret_ty)
 
     def _constrained(self, op: str, ty: str, n: int, rty: str | None = None) -> str:
+        """The call of ``llvm.experimental.constrained.<op>`` (op: fadd, fsub,
+        fmul, fdiv, sqrt, fma); intrinsic names mangle types as f32/f64."""
         rty = rty or ty
-        suffix = f"{rty}.{ty}" if rty != ty else ty
+        suffix = f"{_mangle(rty)}.{_mangle(ty)}" if rty != ty else _mangle(ty)
         params = ", ".join([ty] * n + ["metadata", "metadata"])
         self._declare(f"declare {rty} @llvm.experimental.constrained.{op}.{suffix}({params})")
         args = ", ".join(f"{ty} %a{i}" for i in range(n))
@@ -468,7 +475,7 @@ class LLVMBuilder:
 
     def fbinop(self, op: str, a: V, b: V, rm: int) -> V:
         if self._static_rm(rm):
-            return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op[1:], a.ty, 2))
+            return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2))
         return self._bin(op, a, b)
 
     def _intrinsic(self, name: str, ty: str, *args: V) -> V:
@@ -496,9 +503,9 @@ class LLVMBuilder:
         op = "fpext" if fbits > v.bits else "fptrunc"
         fty = _fty(fbits)
         if op == "fptrunc" and self._static_rm(rm):
-            self._declare(f"declare {fty} @llvm.experimental.constrained.fptrunc.{fty}.{v.ty}"
-                          f"({v.ty}, metadata, metadata)")
-            body = (f"  %r = call {fty} @llvm.experimental.constrained.fptrunc.{fty}.{v.ty}"
+            name = f"llvm.experimental.constrained.fptrunc.{_mangle(fty)}.{_mangle(v.ty)}"
+            self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
+            body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
             return self._rounded(f"fptrunc_{fty}", rm, fty, (v,), body)
         return self._emit(f"{op} {v.ty} {v} to {fty}", fty)
@@ -508,9 +515,9 @@ class LLVMBuilder:
         v = self._opaque(v)
         fty = _fty(fbits)
         if self._static_rm(rm) and v.bits > {32: 24, 64: 53}[fbits]:   # may round
-            self._declare(f"declare {fty} @llvm.experimental.constrained.{op}.{fty}.{v.ty}"
-                          f"({v.ty}, metadata, metadata)")
-            body = (f"  %r = call {fty} @llvm.experimental.constrained.{op}.{fty}.{v.ty}"
+            name = f"llvm.experimental.constrained.{op}.{_mangle(fty)}.{v.ty}"
+            self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
+            body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
             return self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body)
         return self._emit(f"{op} {v.ty} {v} to {fty}", fty)
