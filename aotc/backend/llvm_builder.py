@@ -36,9 +36,10 @@ _RES = OFFSETS["reservation"]
 _FAULT_PC = OFFSETS["fault_pc"]
 _EXIT_INFO = OFFSETS["exit_info"]
 
-# Round-to-integral intrinsic per rounding mode; RM_DYN uses llvm.rint, which
-# rounds with the host FPU's current mode: the guest's frm while it runs.
-_ROUND_INTRINSIC = {0: "roundeven", 1: "trunc", 2: "floor", 3: "ceil", 4: "round", 7: "rint"}
+# Round-to-integral (constrained) intrinsic per static rounding mode; DYN uses
+# nearbyint, which rounds with the host FPU's current mode: the guest's frm
+# while it runs.
+_ROUND_OP = {0: "roundeven", 1: "trunc", 2: "floor", 3: "ceil", 4: "round"}
 RM_DYN = 7
 # x86 MXCSR rounding-control bits per RISC-V static rounding mode.  RMM (ties
 # to max magnitude) has no SSE equivalent and rounds like RNE (differs only
@@ -523,23 +524,51 @@ class LLVMBuilder:
         return self._emit(f"{op} {v.ty} {v} to {fty}", fty)
 
     def float_to_int(self, v: V, bits: int, signed: bool, rm: int) -> V:
-        # Static modes round explicitly; DYN rounds with the guest's frm,
-        # which the host FPU holds while guest code runs (llvm.rint).
-        rounded = self._intrinsic(_ROUND_INTRINSIC.get(rm, "rint"), v.ty, v)
-        name = "fptosi" if signed else "fptoui"
-        ity = _ity(bits)
-        self._declare(f"declare {ity} @llvm.{name}.sat.{ity}.{v.ty}({v.ty})")
-        result = self._emit(f"call {ity} @llvm.{name}.sat.{ity}.{v.ty}({v.ty} {rounded})", ity)
+        """Round (static mode, or DYN: the guest's frm, which the host FPU
+        holds) and convert in a strictfp helper that restores MXCSR after,
+        so the host's own flags (x86 raises inexact for ties-away rounding
+        and invalid for the speculated signed half of an unsigned 64-bit
+        conversion) never leak into fflags; the RISC-V flags and the
+        saturation are computed explicitly below."""
+        fty, ity = v.ty, _ity(bits)
+        conv = "fptosi" if signed else "fptoui"
+        rop = _ROUND_OP.get(rm, "nearbyint")
+        round_fn = f"llvm.experimental.constrained.{rop}.{_mangle(fty)}"
+        conv_fn = f"llvm.experimental.constrained.{conv}.{ity}.{_mangle(fty)}"
+        mode_arg = 'metadata !"round.dynamic", ' if rop == "nearbyint" else ""
+        pair_ty = f"{{ {fty}, {ity} }}"
+        name = f"aotc_{conv}_{fty}_{ity}_rm{rm}"
+        self._declare(_MXCSR_HELPERS)
+        self._declare(f"declare {fty} @{round_fn}({fty}, {'metadata, ' if mode_arg else ''}metadata)")
+        self._declare(f"declare {ity} @{conv_fn}({fty}, metadata)")
+        self._declare(
+            f"define internal {pair_ty} @{name}({fty} %a0) #1 {{\n"
+            f"  %p = alloca i32\n"
+            f"  call void @llvm.x86.sse.stmxcsr(ptr %p) #2\n"
+            f"  %saved = load i32, ptr %p\n"
+            f"  %r = call {fty} @{round_fn}({fty} %a0, {mode_arg}metadata !\"fpexcept.strict\") #2\n"
+            f"  %i = call {ity} @{conv_fn}({fty} %r, metadata !\"fpexcept.strict\") #2\n"
+            f"  store i32 %saved, ptr %p\n"
+            f"  call void @llvm.x86.sse.ldmxcsr(ptr %p) #2\n"
+            f"  %s0 = insertvalue {pair_ty} poison, {fty} %r, 0\n"
+            f"  %s1 = insertvalue {pair_ty} %s0, {ity} %i, 1\n"
+            f"  ret {pair_ty} %s1\n}}")
+        pair = self._emit(f"call {pair_ty} @{name}({fty} {v})", pair_ty)
+        rounded = self._emit(f"extractvalue {pair_ty} {pair}, 0", fty)
+        converted = self._emit(f"extractvalue {pair_ty} {pair}, 1", ity)
         # IEEE flags: NV for NaN or a rounded value outside the target range,
-        # otherwise NX when rounding changed the value.
+        # otherwise NX when rounding changed the value.  Out of range saturates.
         lo = -(2.0 ** (bits - 1)) if signed else 0.0
         hi = 2.0 ** (bits - 1) if signed else 2.0 ** bits
-        nan = self._emit(f"fcmp uno {v.ty} {v}, {v}", "i1")
-        below = self._emit(f"fcmp olt {v.ty} {rounded}, {_fconst(lo)}", "i1")
-        above = self._emit(f"fcmp oge {v.ty} {rounded}, {_fconst(hi)}", "i1")
+        nan = self._emit(f"fcmp uno {fty} {v}, {v}", "i1")
+        below = self._emit(f"fcmp olt {fty} {rounded}, {_fconst(lo)}", "i1")
+        above = self._emit(f"fcmp oge {fty} {rounded}, {_fconst(hi)}", "i1")
+        int_min = self.const(1 << (bits - 1) if signed else 0, bits)
+        int_max = self.const((1 << (bits - 1)) - 1 if signed else -1, bits)
+        result = self.select(below, int_min, self.select(above, int_max, converted))
         bad = self._emit(f"or i1 {nan}, {below}", "i1")
         bad = self._emit(f"or i1 {bad}, {above}", "i1")
-        inexact = self._emit(f"fcmp one {v.ty} {rounded}, {v}", "i1")
+        inexact = self._emit(f"fcmp one {fty} {rounded}, {v}", "i1")
         nx = self._emit(f"select i1 {inexact}, i64 1, i64 0", "i64")
         flags = self._emit(f"select i1 {bad}, i64 16, i64 {nx}", "i64")
         self.raise_fflags(flags)
