@@ -67,6 +67,16 @@ def is_snan(b: Builder, bits: Value, w: int) -> Value:
     return b.and_(exp_ones, payload)
 
 
+def is_inf(b: Builder, bits: Value, w: int) -> Value:
+    """i1: ``bits`` is ±infinity."""
+    return b.icmp("eq", b.and_(bits, k(b, ~SIGN[w], w)), k(b, EXP_MASK[w], w))
+
+
+def is_zero(b: Builder, bits: Value, w: int) -> Value:
+    """i1: ``bits`` is ±0."""
+    return b.icmp("eq", b.and_(bits, k(b, ~SIGN[w], w)), k(b, 0, w))
+
+
 def raise_nv_if(b: Builder, cond: Value) -> None:
     b.raise_fflags(b.select(cond, k(b, FLAG_NV), k(b, 0)))
 
@@ -112,6 +122,9 @@ def fused(neg_product: bool, neg_addend: bool, w: int) -> Sem:
         if neg_addend:
             z = negate_bits(b, z, w)
         r = b.fma(b.bitcast_to_float(x), b.bitcast_to_float(y), b.bitcast_to_float(z), insn.rm)
+        # inf * 0 is invalid even when the addend is a quiet NaN (RISC-V, like
+        # IEEE 754's recommendation); x86 FMA signals nothing then.
+        raise_nv_if(b, b.or_(b.and_(is_inf(b, x, w), is_zero(b, y, w)), b.and_(is_zero(b, x, w), is_inf(b, y, w))))
         write(b, insn.rd, r, w)
     return sem
 
