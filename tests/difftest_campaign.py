@@ -1,0 +1,230 @@
+"""Long differential-testing campaign over random RV64GC cases (not run in CI).
+
+    python tests/difftest_campaign.py --cases 20000 --seed 1
+    python tests/difftest_campaign.py --check-encoder        # encoders vs GNU as
+
+Cases come from ``tests/rv64gen.py`` in batches (one ELF, one AOT image and
+one start of each engine per batch).  Every engine must produce the same
+state for every case: the AOT image (``aotrun --fallback=none``), the JIT
+(``aotrun --engine jit``), the interpreter (``aotrun --engine interp``),
+qemu-riscv64 and Unicorn.  Unicorn's riscv model (qemu 5.0 based) lacks
+some RV64 F/D behaviour (see docs/difftest.md); where it differs from
+qemu-riscv64 and qemu agrees with our engines, the case is counted under
+"unicorn model limits", not as a divergence.
+
+A divergent case is minimised (items are dropped while the same engines
+still disagree, every candidate of a round in one batch) and printed with
+its initial state, instruction words, assembly text and the differing
+registers per engine.  Exit status 1 if anything diverged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import conftest  # noqa: E402
+import rv64gen as g  # noqa: E402
+
+OURS = ("aot", "jit", "interp")
+TREE: Path | None = None       # --tree: run aotc/aotrun from this source tree
+
+
+def aotc_cmd() -> list[str]:
+    return [sys.executable, "-m", "aotc.cli"] if TREE else conftest.aotc_cmd()
+
+
+def aotrun_cmd() -> list[str]:
+    return [sys.executable, "-m", "runtime.cli"] if TREE else conftest.aotrun_cmd()
+
+
+def run_engines(prog: g.Program, workdir: Path, engines: tuple[str, ...], build_image=None) -> dict[str, bytes]:
+    """Each engine's output bytes (an EngineFailure propagates)."""
+    guest = workdir / "guest"
+    guest.write_bytes(prog.elf)
+    guest.chmod(0o755)
+    out: dict[str, bytes] = {}
+    for name in engines:
+        try:
+            out[name] = _run_one(name, prog, guest, workdir, build_image)
+        except g.EngineFailure as e:
+            raise g.EngineFailure(f"[{name}] {e}") from e
+    return out
+
+
+def _run_one(name: str, prog: g.Program, guest: Path, workdir: Path, build_image) -> bytes:
+    if name == "aot":
+        if build_image is not None:
+            image = build_image(guest)
+        else:
+            image = workdir / "guest.so"
+            g.run_subprocess([*aotc_cmd(), "build", "-q", str(guest), "-o", str(image)], cwd=TREE)
+        return g.run_subprocess([*aotrun_cmd(), "--fallback=none", str(image)], cwd=TREE)
+    if name in ("jit", "interp"):
+        return g.run_subprocess([*aotrun_cmd(), f"--engine={name}", str(guest)], cwd=TREE)
+    if name == "qemu":
+        return g.run_subprocess([g.qemu_path(), str(guest)])
+    if name == "unicorn":
+        return g.run_unicorn(prog)
+    raise ValueError(f"unknown engine {name}")
+
+
+def compare(prog: g.Program, outputs: dict[str, bytes]) -> dict[int, dict[str, list]]:
+    """Per divergent case index: engine -> [(item, reference value, engine value)].
+
+    The reference is qemu when it ran, otherwise the interpreter."""
+    ref_name = "qemu" if "qemu" in outputs else "interp"
+    states = {k: g.parse_output(v, len(prog.cases)) for k, v in outputs.items()}
+    ref = states[ref_name]
+    bad: dict[int, dict[str, list]] = {}
+    for i in range(len(prog.cases)):
+        for name, st in states.items():
+            d = ref[i].diff(st[i])
+            if d:
+                bad.setdefault(i, {})[name] = d
+    return bad
+
+
+def engines_available(want: tuple[str, ...]) -> tuple[str, ...]:
+    have = []
+    for e in want:
+        if e == "qemu" and not g.qemu_path():
+            print("note: qemu-riscv64 not installed: skipping it", file=sys.stderr)
+            continue
+        if e == "unicorn" and not g.unicorn_available():
+            print("note: unicorn not installed (pip install unicorn): skipping it", file=sys.stderr)
+            continue
+        have.append(e)
+    return tuple(have)
+
+
+def signature(divergence: dict[str, list]) -> frozenset[str]:
+    return frozenset(divergence)
+
+
+def minimise(case: g.Case, engines: tuple[str, ...], workdir: Path, sig: frozenset[str]) -> g.Case:
+    """Drop items while the same engines still diverge; each round is one batch."""
+    cur = case
+    while len(cur.items) > 1:
+        cands = [replace(cur, items=cur.items[:k] + cur.items[k + 1:]) for k in range(len(cur.items))]
+        prog = g.build_program(cands)
+        try:
+            outs = run_engines(prog, workdir, engines)
+        except g.EngineFailure:
+            return cur
+        bad = compare(prog, outs)
+        keep = [k for k in sorted(bad) if signature(bad[k]) == sig]
+        if not keep:
+            return cur
+        cur = cands[keep[0]]
+    return cur
+
+
+def report(case: g.Case, divergence: dict[str, list], ref: str) -> str:
+    lines = ["initial state:", case.initial_state(), "body:", case.listing(), f"differences (vs {ref}):"]
+    for eng, diffs in sorted(divergence.items()):
+        for what, a, b in diffs[:12]:
+            lines.append(f"  {eng:8} {what:8} {ref}={a:#018x}  {eng}={b:#018x}")
+    return "\n".join(lines)
+
+
+def unicorn_only(div: dict[str, list]) -> bool:
+    return set(div) == {"unicorn"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=2000, help="number of random cases (default 2000)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=100, help="cases per ELF (default 100)")
+    ap.add_argument("--items", type=int, default=40, help="random items per case (default 40)")
+    ap.add_argument("--rmm", action="store_true",
+                    help="also use RMM where AOT/JIT round ties like RNE (an accepted deviation)")
+    ap.add_argument("--engines", default="aot,jit,interp,qemu,unicorn")
+    ap.add_argument("--no-minimise", action="store_true")
+    ap.add_argument("--check-encoder", action="store_true", help="check the encoders against GNU as and exit")
+    ap.add_argument("--tree", type=Path, default=None,
+                    help="run aotc and aotrun from this source tree (e.g. a clean checkout)")
+    ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    args = ap.parse_args(argv)
+
+    if args.check_encoder:
+        total = bad = 0
+        for s in range(args.seed, args.seed + 5):
+            cases = g.generate(s, 40, args.items, g.GenOptions(rmm=True))
+            insns = [i for c in cases for i in c.body()] + g.case_code(0, 1, cases[0])
+            mism = g.assemble_check(insns)
+            total += len(insns)
+            bad += len(mism)
+            for i, got in mism[:10]:
+                print(f"MISMATCH {i.text}: ours {i.code[::-1].hex()} as {got[::-1].hex()}")
+        print(f"encoder check: {total} instructions, {bad} mismatches")
+        return 1 if bad else 0
+
+    if args.tree:
+        global TREE
+        TREE = args.tree.resolve()
+        os.environ["PYTHONPATH"] = str(TREE)
+    engines = engines_available(tuple(args.engines.split(",")))
+    opts = g.GenOptions(rmm=args.rmm)
+    start = time.time()
+    run = diverged = unicorn_limits = failures = 0
+    seen: set[frozenset[str]] = set()
+    with tempfile.TemporaryDirectory(prefix="difftest-") as d:
+        workdir = Path(d)
+        batch_no = 0
+        while run < args.cases:
+            if args.time_limit and time.time() - start > args.time_limit:
+                print(f"time limit reached after {run} cases", file=sys.stderr)
+                break
+            n = min(args.batch, args.cases - run)
+            seed = args.seed * 1_000_003 + batch_no
+            # Every other batch leaves out what Unicorn's model lacks, so
+            # Unicorn is a full oracle there; elsewhere qemu is.
+            unicorn_safe = batch_no % 2 == 1
+            cases = g.generate(seed, n, args.items, replace(g.UNICORN_SAFE, rmm=args.rmm) if unicorn_safe else opts)
+            prog = g.build_program(cases)
+            try:
+                outs = run_engines(prog, workdir, engines)
+            except g.EngineFailure as e:
+                failures += 1
+                print(f"batch seed {seed}: engine failure: {e}")
+                run += n
+                batch_no += 1
+                continue
+            bad = compare(prog, outs)
+            ref = "qemu" if "qemu" in outs else "interp"
+            for i, div in sorted(bad.items()):
+                if unicorn_only(div) and not unicorn_safe:
+                    unicorn_limits += 1
+                    continue
+                diverged += 1
+                sig = signature(div)
+                print(f"\n=== divergence: batch seed {seed} ({'unicorn-safe' if unicorn_safe else 'full'} "
+                      f"profile) case {i}: engines {sorted(sig)} ===")
+                case = cases[i]
+                if not args.no_minimise and sig not in seen:
+                    case = minimise(case, engines, workdir, sig)
+                    p2 = g.build_program([case])
+                    div = compare(p2, run_engines(p2, workdir, engines)).get(0, div)
+                seen.add(sig)
+                print(report(case, div, ref))
+            run += n
+            batch_no += 1
+            print(f"[{time.time() - start:6.0f}s] {run} cases, {diverged} divergent, "
+                  f"{unicorn_limits} unicorn-only, {failures} failed batches", file=sys.stderr)
+    print(f"\ncases run: {run}; divergences: {diverged}; unicorn-model-only differences: {unicorn_limits}; "
+          f"failed batches: {failures}; engines: {','.join(engines)}; seed {args.seed}; "
+          f"{time.time() - start:.0f} s")
+    return 1 if diverged or failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
