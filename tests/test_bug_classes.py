@@ -585,6 +585,31 @@ def rmm_ties(b: Builder) -> None:
             c = fp_check(b, c, "rmm-ties", label, op, srcs, RMM, res, fl, dyn, deviation=aotjit)
 
 
+def dead_results(b: Builder) -> None:
+    """An FP result the guest overwrites unread still raises its flags (DYN
+    operations run inline in AOT/JIT code, where LLVM may delete dead ones)."""
+    c = b.case("dead-results")
+    c.fcsr = RDN << 5
+    over = c.fsrc(d(1.0))
+    for label, op, srcs, fl in (
+            ("fcvt.s.l inexact", "fcvt.s.l", (0x3FF0000000000001,), NX),
+            ("fcvt.d.l inexact", "fcvt.d.l", ((1 << 62) + 1,), NX),
+            ("fadd.d inexact", "fadd.d", (d(1.0), d(2.0 ** -60)), NX),
+            ("fdiv.d by zero", "fdiv.d", (d(1.0), 0), DZ),
+            ("fmul.d overflow", "fmul.d", (D_MAX, d(2.0)), OF | NX),
+            ("fsqrt.d of -1", "fsqrt.d", (d(-1.0),), NV),
+            ("fmadd.d inexact", "fmadd.d", (d(1.0 / 3), d(3.0), d(1.0)), NX),
+            ("fcvt.s.d inexact", "fcvt.s.d", (d(0.1),), NX),
+            ("fcvt.d.s of sNaN", "fcvt.d.s", (S_SNAN,), NV),
+            ("fsub.s inexact", "fsub.s", (BOX | s(1.0), BOX | s(2.0 ** -30)), NX)):
+        regs = [c.xsrc(v) if _int_srcs(op) else c.fsrc(v) for v in srcs]
+        rd, flr = c.fres(), c.xres()
+        c.emit(_fp_insn(op, rd, regs, DYN),
+               w32(opfp(0x04, "d", 0, rd, over, over), f"fsgnj.d f{rd}, f{over}, f{over}"),
+               csr("csrrw", flr, FFLAGS, 0))
+        c.expect(f"x{flr}", fl, f"{label} (result overwritten) fflags")
+
+
 def nan_boxing(b: Builder) -> None:
     c = b.case("nan-boxing")
     for label, op, srcs, res, fl in NAN_BOXING:
@@ -664,7 +689,8 @@ def amo_ops(b: Builder) -> None:
 
 
 CLASSES = {"w-ops": w_ops, "aliasing": aliasing, "division": division, "misaligned": misaligned,
-           "rounding": rounding, "rmm-ties": rmm_ties, "nan-boxing": nan_boxing, "lr-sc": lr_sc, "amo": amo_ops}
+           "rounding": rounding, "rmm-ties": rmm_ties, "dead-results": dead_results, "nan-boxing": nan_boxing,
+           "lr-sc": lr_sc, "amo": amo_ops}
 
 
 def build_all() -> Builder:

@@ -437,6 +437,14 @@ class LLVMBuilder:
         and never raise their IEEE flags at run time."""
         return self._emit(f'call {v.ty} asm "", "=r,0"({v.ty} {v})', v.ty)
 
+    def _keep(self, v: V) -> V:
+        """Pin an FP operation that runs in the guest's rounding mode: an
+        empty side-effecting asm consumes its result, so LLVM never deletes
+        it when the guest overwrites the result unread (its IEEE flags must
+        still reach fflags) nor moves it past a later fcsr read."""
+        self.lines.append(f'  call void asm sideeffect "", "x"({v.ty} {v})')
+        return v
+
     def bitcast_to_float(self, v: V) -> V:
         fty = _fty(v.bits)
         v = self._opaque(v)
@@ -477,7 +485,7 @@ class LLVMBuilder:
     def fbinop(self, op: str, a: V, b: V, rm: int) -> V:
         if self._static_rm(rm):
             return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2))
-        return self._bin(op, a, b)
+        return self._keep(self._bin(op, a, b))
 
     def _intrinsic(self, name: str, ty: str, *args: V) -> V:
         params = ", ".join(a.ty for a in args)
@@ -488,12 +496,12 @@ class LLVMBuilder:
     def fsqrt(self, a: V, rm: int) -> V:
         if self._static_rm(rm):
             return self._rounded(f"sqrt_{a.ty}", rm, a.ty, (a,), self._constrained("sqrt", a.ty, 1))
-        return self._intrinsic("sqrt", a.ty, a)
+        return self._keep(self._intrinsic("sqrt", a.ty, a))
 
     def fma(self, a: V, b: V, c: V, rm: int) -> V:
         if self._static_rm(rm):
             return self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c), self._constrained("fma", a.ty, 3))
-        return self._intrinsic("fma", a.ty, a, b, c)
+        return self._keep(self._intrinsic("fma", a.ty, a, b, c))
 
     def fcmp(self, pred: str, a: V, b: V) -> V:
         return self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
@@ -509,7 +517,7 @@ class LLVMBuilder:
             body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
             return self._rounded(f"fptrunc_{fty}", rm, fty, (v,), body)
-        return self._emit(f"{op} {v.ty} {v} to {fty}", fty)
+        return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
 
     def int_to_float(self, v: V, fbits: int, signed: bool, rm: int) -> V:
         op = "sitofp" if signed else "uitofp"
@@ -521,7 +529,7 @@ class LLVMBuilder:
             body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
             return self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body)
-        return self._emit(f"{op} {v.ty} {v} to {fty}", fty)
+        return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
 
     def float_to_int(self, v: V, bits: int, signed: bool, rm: int) -> V:
         """Round (static mode, or DYN: the guest's frm, which the host FPU
