@@ -434,6 +434,9 @@ def _fp_table() -> list[FpCase]:
                {RNE: (BOX | 0x4F800000, NX), RTZ: (BOX | 0x4F7FFFFF, NX), RDN: (BOX | 0x4F7FFFFF, NX),
                 RUP: (BOX | 0x4F800000, NX), RMM: (BOX | 0x4F800000, NX)}),
         FpCase("fadd.d sNaN + 1", "fadd.d", (D_SNAN, d(1.0)), {m: (D_NAN, NV) for m in MODES}),
+        FpCase("fcvt.d.lu 0 (+0 in every mode)", "fcvt.d.lu", (0,), {m: (0, 0) for m in MODES}),
+        FpCase("fcvt.s.lu 0 (+0 in every mode)", "fcvt.s.lu", (0,), {m: (BOX, 0) for m in MODES}),
+        FpCase("fcvt.d.l 0 (+0 in every mode)", "fcvt.d.l", (0,), {m: (0, 0) for m in MODES}),
     ]
     return t
 

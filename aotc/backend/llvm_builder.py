@@ -528,8 +528,18 @@ class LLVMBuilder:
             self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
             body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
-            return self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body)
-        return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
+            r = self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body)
+        else:
+            r = self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
+        if not signed and v.bits == 64:
+            # x86 converts an unsigned 64-bit integer by subtracting equal
+            # magic constants: 0 comes out as -0 when rounding down.  The
+            # fix-up works on opaque bits: LLVM, assuming round-to-nearest,
+            # would fold a select on the float away.
+            zero = self._emit(f"icmp eq i64 {v}, 0", "i1")
+            bits = self._opaque(self.bitcast_to_int(r))
+            r = self.bitcast_to_float(self.select(zero, self.const(0, fbits), bits))
+        return r
 
     def float_to_int(self, v: V, bits: int, signed: bool, rm: int) -> V:
         """Round (static mode, or DYN: the guest's frm, which the host FPU
