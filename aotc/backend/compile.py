@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from aotc.backend.llvm_builder import HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_symbol
+from aotc.backend.regions import form_regions
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError
 
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,59 +64,70 @@ def htab_size(count: int) -> int:
     return size
 
 
+def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated]) -> None:
+    """Lift one block's instructions into ``b`` (in region mode as a new
+    basic block) and end it; an instruction that cannot be lowered becomes a
+    trap."""
+    from aotc.isa.riscv64.semantics import SEMANTICS, lift
+
+    mark = len(b.lines)
+    if b.region is not None:
+        b.begin_block(block.pc)
+    for i, insn in enumerate(block.insns):
+        b.set_insn(insn.pc, insn.next_pc, insn.raw)
+        if insn.mnemonic not in SEMANTICS:
+            untranslated.append(Untranslated(insn.pc, insn.mnemonic, "no semantics"))
+            b.trap_illegal()
+            return
+        try:
+            lift(b, insn)
+        except AotcError as e:
+            untranslated.append(Untranslated(insn.pc, insn.mnemonic, str(e)))
+            # Re-lift the prefix, then trap at the failing instruction.
+            b.rollback(mark, block.pc)
+            for good in block.insns[:i]:
+                b.set_insn(good.pc, good.next_pc, good.raw)
+                lift(b, good)
+                if b.ended:
+                    return
+            b.set_insn(insn.pc, insn.next_pc, insn.raw)
+            b.trap_illegal()
+            return
+        if b.exit_after_insn and not b.ended:
+            b.jump(insn.next_pc)
+        if b.ended:
+            return
+    if block.bad_pc is not None:
+        b.set_insn(block.bad_pc, block.bad_pc + 2, 0)
+        untranslated.append(Untranslated(block.bad_pc, "(undecodable)", "not a valid instruction"))
+        b.trap_illegal()
+    else:
+        b.jump(b.next_pc)
+
+
 def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                untranslated: list[Untranslated],
                dispatch_only: frozenset[int] = frozenset(),
                debug: DebugInfo | None = None,
-               barriers: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
-    """Lift one block; an instruction that cannot be lowered becomes a trap."""
-    from aotc.isa.riscv64.semantics import SEMANTICS, lift
+               barriers: frozenset[int] = frozenset(),
+               optnone: bool = False) -> tuple[str, LLVMBuilder]:
+    """Lift one block as its own function."""
+    b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
+                    fault_pc_stores=debug is None, noinline=block.pc in barriers, optnone=optnone)
+    lift_insns(b, block, untranslated)
+    return b.finish(debug), b
 
-    stop_at = len(block.insns)
-    while True:
-        b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
-                        fault_pc_stores=debug is None, noinline=block.pc in barriers)
-        failed: Untranslated | None = None
-        for i, insn in enumerate(block.insns[:stop_at]):
-            b.set_insn(insn.pc, insn.next_pc, insn.raw)
-            if insn.mnemonic not in SEMANTICS:
-                untranslated.append(Untranslated(insn.pc, insn.mnemonic, "no semantics"))
-                b.trap_illegal()
-                break
-            try:
-                lift(b, insn)
-            except AotcError as e:
-                failed = Untranslated(insn.pc, insn.mnemonic, str(e))
-                stop_at = i
-                break
-            if b.exit_after_insn and not b.ended:
-                b.jump(insn.next_pc)
-            if b.ended:
-                break
-        if failed is not None:
-            untranslated.append(failed)
-            # Re-lift the prefix, then trap at the failing instruction.
-            b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
-                        fault_pc_stores=debug is None, noinline=block.pc in barriers)
-            for insn in block.insns[:stop_at]:
-                b.set_insn(insn.pc, insn.next_pc, insn.raw)
-                lift(b, insn)
-                if b.ended:
-                    break
-            if not b.ended:
-                bad = block.insns[stop_at]
-                b.set_insn(bad.pc, bad.next_pc, bad.raw)
-                b.trap_illegal()
-            return b.finish(debug), b
-        if not b.ended:
-            if block.bad_pc is not None:
-                b.set_insn(block.bad_pc, block.bad_pc + 2, 0)
-                untranslated.append(Untranslated(block.bad_pc, "(undecodable)", "not a valid instruction"))
-                b.trap_illegal()
-            elif block.insns:
-                last = block.insns[-1]
-                b.set_insn(last.pc, last.next_pc, last.raw)
-        return b.finish(debug), b
+
+def lift_region(members: list[Block], known: "frozenset[int] | set[int]", htab_mask: int,
+                untranslated: list[Untranslated], debug: DebugInfo | None = None,
+                barriers: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
+    """Lift a region (head first) as one function named after its head."""
+    head = members[0].pc
+    b = LLVMBuilder(head, known, htab_mask=htab_mask, fault_pc_stores=debug is None,
+                    noinline=head in barriers, region=frozenset(m.pc for m in members))
+    for block in members:
+        lift_insns(b, block, untranslated)
+    return b.finish(debug), b
 
 
 _HEADER = f'target triple = "{TRIPLE}"\n'
@@ -123,10 +135,16 @@ _FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
            'attributes #1 = { noinline nounwind strictfp }\n'
            'attributes #2 = { strictfp }\n'
            'attributes #3 = { noinline nounwind "frame-pointer"="none" }\n'
+           'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" }\n'
            '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
 
 
-def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
+# A unit of compilation: a region (head pc, member blocks head first) or the
+# stand-alone copy of a block that belongs to a region it is not the head of.
+Unit = tuple[str, list[Block]]
+
+
+def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
              untranslated: list[Untranslated], barriers: frozenset[int] = frozenset()) -> str:
     defined: set[int] = set()
     callees: set[int] = set()
@@ -134,10 +152,17 @@ def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
     uses_htab = False
     parts = [_HEADER]
     debug = DebugInfo()
-    for block in blocks:
-        text, b = lift_block(block, known, htab_mask, untranslated, debug=debug, barriers=barriers)
+    for kind, members in units:
+        if kind == "region":
+            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug,
+                                  barriers=barriers)
+        else:
+            # Stand-alone copies: their instructions are already reported by
+            # the region that holds them.
+            text, b = lift_block(members[0], known, htab_mask, [], debug=debug,
+                                 barriers=barriers, optnone=kind == "copy")
         parts.append(text)
-        defined.add(block.pc)
+        defined.add(members[0].pc)
         callees |= b.callees
         decls |= b.intrinsics
         uses_htab |= b.uses_htab
@@ -149,6 +174,18 @@ def chunk_ir(blocks: Iterable[Block], known: frozenset[int], htab_mask: int,
     parts.append(_FOOTER)
     parts.append(debug.text())
     return "\n".join(parts)
+
+
+def compile_units(blocks: dict[int, Block], barriers: frozenset[int]) -> list[tuple[int, Unit]]:
+    """Regions and stand-alone copies, each with its weight (instructions)."""
+    regions = form_regions(blocks, barriers)
+    units: list[tuple[int, Unit]] = []
+    for head, pcs in regions.members.items():
+        members = [blocks[pc] for pc in pcs]
+        units.append((sum(len(m.insns) + 1 for m in members), ("region", members)))
+        for m in members[1:]:
+            units.append(((len(m.insns) + 1) // 3, ("copy", [m])))
+    return units
 
 
 def table_ir(block_pcs: list[int], htab_mask: int, metadata_words: dict[str, int]) -> str:
@@ -210,10 +247,10 @@ _WORK: dict = {}
 
 
 def _compile_chunk(index: int) -> ChunkResult:
-    blocks: list[Block] = _WORK["chunks"][index]
+    units: list[Unit] = _WORK["chunks"][index]
     untranslated: list[Untranslated] = []
     t0 = time.perf_counter()
-    ir = chunk_ir(blocks, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"])
+    ir = chunk_ir(units, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"])
     t1 = time.perf_counter()
     if _WORK.get("dump_dir"):
         Path(_WORK["dump_dir"], f"chunk{index:03d}.ll").write_text(ir)
@@ -232,8 +269,13 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
     jobs = jobs or os.cpu_count() or 1
     # Enough chunks to balance the workers, each big enough to amortise LLVM.
     n_chunks = max(1, min(len(pcs) // 400 + 1, jobs * 4))
-    chunks = [[blocks[pc] for pc in pcs[i::n_chunks]] for i in range(n_chunks)]
     barriers = fp_barrier_blocks(blocks)
+    chunks: list[list[Unit]] = [[] for _ in range(n_chunks)]
+    load = [0] * n_chunks
+    for weight, unit in sorted(compile_units(blocks, barriers), key=lambda u: (-u[0], u[1][1][0].pc)):
+        i = load.index(min(load))
+        chunks[i].append(unit)
+        load[i] += weight
     _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir,
                  barriers=barriers)
     results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]

@@ -121,6 +121,23 @@ define internal void @aotc_pop_rc(i32 %saved) alwaysinline nounwind strictfp {
 
 HTAB_SYMBOL = "aotc_htab"
 
+# Region-mode alloca keys besides the registers (x: 0-31, f: 32-63).
+_KEY_FCSR = 64
+_KEY_RES = 65
+_EXIT_FLUSH = ";exit-flush"
+
+
+def _key_offset(key: int) -> int:
+    if key < 32:
+        return _X0 + 8 * key
+    if key < 64:
+        return _F0 + 8 * (key - 32)
+    return _FCSR if key == _KEY_FCSR else _RES
+
+
+def _label(pc: int) -> str:
+    return f"bb_{pc:x}"
+
 
 @dataclass(frozen=True, slots=True)
 class V:
@@ -171,8 +188,20 @@ class LLVMBuilder:
     def __init__(self, entry_pc: int, known_blocks: "set[int] | frozenset[int]",
                  arena_bits: int = 32, htab_mask: int = 0,
                  dispatch_only: "frozenset[int]" = frozenset(),
-                 fault_pc_stores: bool = True, noinline: bool = False) -> None:
+                 fault_pc_stores: bool = True, noinline: bool = False,
+                 region: "frozenset[int] | None" = None, optnone: bool = False) -> None:
         self.entry_pc = entry_pc
+        # Region mode (``region`` = the member block pcs, head = entry_pc):
+        # the blocks are lifted one after another (``begin_block``) into one
+        # function; guest registers live in allocas (promoted to SSA across
+        # the whole region by LLVM), branches between members are ``br`` and
+        # only region exits store the registers back to the state.
+        self.region = region
+        # A stand-alone copy of a block that is normally part of a region,
+        # entered only on rare paths: not worth optimising.
+        self.optnone = optnone
+        self._used: set[int] = set()      # alloca keys read (x 0-31, f 32-63, fcsr, reservation)
+        self._written: set[int] = set()   # alloca keys written
         self.known = known_blocks
         # Blocks entered only through the dispatcher (never chained or inlined):
         # those starting with a CSR access, so every FP operation before it
@@ -208,6 +237,32 @@ class LLVMBuilder:
         self.exit_after_insn = False   # set by instructions that must end the block
 
     # -- bookkeeping ------------------------------------------------------
+    def begin_block(self, pc: int) -> None:
+        """Region mode: start lifting member block ``pc`` (a new basic block)."""
+        if self.region is None:
+            raise LoweringError(pc, "?", "begin_block outside region mode")
+        self.lines.append(f"{_label(pc)}:")
+        self._reset(pc)
+
+    def rollback(self, mark: int, pc: int) -> None:
+        """Drop everything emitted since ``mark`` and restart block ``pc``."""
+        del self.lines[mark:]
+        if self.region is not None:
+            self.begin_block(pc)
+        else:
+            self._reset(pc)
+
+    def _reset(self, pc: int) -> None:
+        self._regs = {}
+        self._dirty = set()
+        self._fcsr = None
+        self._fcsr_dirty = False
+        self._res = None
+        self._res_dirty = False
+        self._pc = self._next_pc = pc
+        self.ended = False
+        self.exit_after_insn = False
+
     def set_insn(self, pc: int, next_pc: int, raw: int = 0) -> None:
         self._pc, self._next_pc, self._raw = pc, next_pc, raw
         self.lines.append(f";@{pc}")
@@ -262,11 +317,19 @@ class LLVMBuilder:
         return self._emit(f"trunc {v.ty} {v} to i{bits}", _ity(bits))
 
     # -- registers --------------------------------------------------------
+    def _load_reg(self, key: int, offset: int) -> V:
+        """Load a register's current value: from the state, or in region
+        mode from its alloca."""
+        if self.region is not None:
+            self._used.add(key)
+            return self._emit(f"load i64, ptr %a{key}, align 8", "i64")
+        slot = self._slot(offset)
+        return self._emit(f"load i64, ptr {slot}, align 8", "i64")
+
     def _get(self, key: int, offset: int) -> V:
         v = self._regs.get(key)
         if v is None:
-            slot = self._slot(offset)
-            v = self._emit(f"load i64, ptr {slot}, align 8", "i64")
+            v = self._load_reg(key, offset)
             self._regs[key] = v
         return v
 
@@ -293,8 +356,7 @@ class LLVMBuilder:
     def get_fcsr(self) -> V:
         """fcsr with the IEEE flags the host FPU collected so far folded in."""
         if self._fcsr is None:
-            slot = self._slot(_FCSR)
-            self._fcsr = self._emit(f"load i64, ptr {slot}, align 8", "i64")
+            self._fcsr = self._load_reg(_KEY_FCSR, _FCSR)
         self._declare(_MXCSR_HELPERS)
         flags = self._emit("call i64 @aotc_host_fflags()", "i64")
         self._fcsr = self._emit(f"or i64 {self._fcsr}, {flags}", "i64")
@@ -315,8 +377,7 @@ class LLVMBuilder:
 
     def get_reservation(self) -> V:
         if self._res is None:
-            slot = self._slot(_RES)
-            self._res = self._emit(f"load i64, ptr {slot}, align 8", "i64")
+            self._res = self._load_reg(_KEY_RES, _RES)
         return self._res
 
     def set_reservation(self, v: V) -> None:
@@ -328,17 +389,29 @@ class LLVMBuilder:
             raise LoweringError(self._pc, "?", f"expected {ty}, got {v.ty}")
 
     def _flush(self) -> None:
-        """Store every dirty register back to the state (at each exit)."""
-        for key in sorted(self._dirty):
-            off = _X0 + 8 * key if key < 32 else _F0 + 8 * (key - 32)
-            slot = self._slot(off)
-            self.lines.append(f"  store i64 {self._regs[key]}, ptr {slot}, align 8")
+        """Store every dirty register back (at each block end): to the state,
+        or in region mode to its alloca (``_exit_flush`` then writes the
+        allocas to the state at the region's exits)."""
+        dirty = [(key, self._regs[key]) for key in sorted(self._dirty)]
         if self._fcsr_dirty and self._fcsr is not None:
-            slot = self._slot(_FCSR)
-            self.lines.append(f"  store i64 {self._fcsr}, ptr {slot}, align 8")
+            dirty.append((_KEY_FCSR, self._fcsr))
         if self._res_dirty and self._res is not None:
-            slot = self._slot(_RES)
-            self.lines.append(f"  store i64 {self._res}, ptr {slot}, align 8")
+            dirty.append((_KEY_RES, self._res))
+        for key, v in dirty:
+            if self.region is not None:
+                self._written.add(key)
+                self.lines.append(f"  store i64 {v}, ptr %a{key}, align 8")
+            else:
+                slot = self._slot(_key_offset(key))
+                self.lines.append(f"  store i64 {v}, ptr {slot}, align 8")
+        self._dirty = set()
+        self._fcsr_dirty = self._res_dirty = False
+
+    def _exit_flush(self) -> None:
+        """Region mode, at an exit: every register the region writes goes back
+        to the state (filled in by ``finish``, when that set is known)."""
+        if self.region is not None:
+            self.lines.append(_EXIT_FLUSH)
 
     # -- integer arithmetic -------------------------------------------------
     def _bin(self, op: str, a: V, b: V) -> V:
@@ -603,14 +676,18 @@ class LLVMBuilder:
         self.lines.append(f"  store i64 {pc}, ptr {slot}, align 8")
 
     def _exit(self, code: int, pc: "int | V") -> None:
+        self._exit_flush()
         self._set_pc(pc)
         self.lines.append(f"  ret i64 {code}")
 
     def _goto(self, target: int) -> None:
         """Tail-call a known block, or leave with a miss for an unknown one."""
-        if target in self.dispatch_only:
+        if self.region is not None and target in self.region:
+            self.lines.append(f"  br label %{_label(target)}")
+        elif target in self.dispatch_only:
             self._exit(EXIT_CONTINUE, target)
         elif target in self.known:
+            self._exit_flush()
             self.callees.add(target)
             name = self._tmp()
             self.lines.append(f"  {name} = musttail call i64 @{block_symbol(target)}(ptr %st, ptr %mem)")
@@ -643,6 +720,7 @@ class LLVMBuilder:
         """Probe the native hash table once inline; the dispatcher does the rest."""
         self._end()
         self._flush()
+        self._exit_flush()
         self.uses_htab = True
         mask = self.htab_mask
         h = self._emit(f"lshr i64 {target}, 1", "i64")
@@ -660,7 +738,8 @@ class LLVMBuilder:
         self.lines.append(f"  {r} = musttail call i64 {fn}(ptr %st, ptr %mem)")
         self.lines.append(f"  ret i64 {r}")
         self.lines.append(f"{f}:")
-        self._exit(EXIT_CONTINUE, target)
+        self._set_pc(target)
+        self.lines.append(f"  ret i64 {EXIT_CONTINUE}")
 
     def syscall(self) -> None:
         self._end()
@@ -687,6 +766,37 @@ class LLVMBuilder:
         self._exit(EXIT_FENCE_I, self._pc)
 
     # -- output -----------------------------------------------------------
+    def _state_copy(self, key: int, to_state: bool) -> list[str]:
+        """Copy one register between its alloca and the state."""
+        slot, v = self._tmp(), self._tmp()
+        gep = f"  {slot} = getelementptr inbounds i8, ptr %st, i64 {_key_offset(key)}"
+        if to_state:
+            return [gep, f"  {v} = load i64, ptr %a{key}, align 8",
+                    f"  store i64 {v}, ptr {slot}, align 8"]
+        return [gep, f"  {v} = load i64, ptr {slot}, align 8",
+                f"  store i64 {v}, ptr %a{key}, align 8"]
+
+    def _region_prologue(self) -> list[str]:
+        """Allocas for every register the region touches, loaded from the state."""
+        keys = sorted(self._used | self._written)
+        out = [f"  %a{key} = alloca i64, align 8" for key in keys]
+        for key in keys:
+            out += self._state_copy(key, to_state=False)
+        out.append(f"  br label %{_label(self.entry_pc)}")
+        return out
+
+    def _expand_exit_flushes(self) -> list[str]:
+        """Each exit stores every register the region writes back to the state."""
+        written = sorted(self._written)
+        out: list[str] = []
+        for ln in self.lines:
+            if ln is _EXIT_FLUSH:
+                for key in written:
+                    out += self._state_copy(key, to_state=True)
+            else:
+                out.append(ln)
+        return out
+
     def finish(self, debug: "DebugInfo | None" = None) -> str:
         """The function's IR text (the block must have ended).
 
@@ -695,6 +805,8 @@ class LLVMBuilder:
         if not self.ended:
             self.jump(self._next_pc)
         name = block_symbol(self.entry_pc)
+        if self.region is not None:
+            self.lines = self._region_prologue() + self._expand_exit_flushes()
         if debug is None:
             body = "\n".join(ln for ln in self.lines if not ln.startswith(";@"))
             attach = ""
@@ -711,7 +823,7 @@ class LLVMBuilder:
                     out.append(ln)
             body = "\n".join(out)
             attach = f" !dbg !{sp}"
-        attrs = "#3" if self.noinline else "#0"
+        attrs = "#4" if self.optnone else "#3" if self.noinline else "#0"
         return (f"define hidden i64 @{name}(ptr noalias nocapture %st, "
                 f"ptr noalias %mem) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
 
