@@ -1,40 +1,57 @@
-"""Interpreter engine: the guest run instruction by instruction in Python.
+"""Interpreter engine: the guest run block by block as generated Python.
 
-``Interpreter`` drives ``aotc.interp.evaluator.Evaluator`` — the evaluating
-implementation of the same ``Builder`` protocol the translator lowers to
-LLVM IR, so both engines run the one semantics definition — over the
-machine's ``GuestMemory`` and ``GuestState``.  It fetches and decodes at
-``pc`` from guest-executable memory (decodes cached per pc, dropped at
-``fence.i``), executes, and stops at any exit other than "next instruction"
-(system call, trap, fault) or, in fallback mode, at the first pc that has a
-native translation.  System calls go to the machine's ``LinuxKernel`` like
-those of translated code.
+``Interpreter`` forms a basic block at ``pc`` (fetched and decoded from
+guest-executable memory), compiles it once with
+``aotc.interp.pycodegen.PyCodegenBuilder`` — the shared instruction semantics
+lifted to Python source, with the primitives of ``aotc.interp.ops`` — and
+caches the resulting function per block start pc (dropped at ``fence.i`` and
+on mapping changes: ``flush_decoded``).  It stops at any exit other than
+"next instruction" (system call, trap, fault) or, in fallback mode, at the
+first pc that has a native translation: blocks end before any pc for which
+``stop`` is true when the block is formed, and ``stop`` is asked again after
+every block.  System calls go to the machine's ``LinuxKernel`` like those of
+translated code.
+
+Faults are exact: the generated code writes registers and memory in program
+order, and the instruction that raised is found from the traceback
+(``CompiledBlock.insn_at``), so ``gstate.pc``, the registers and
+``insns`` are those of the faulting instruction.  The per-instruction
+``Evaluator`` (same semantics, same primitives) runs what a ``limit`` leaves
+of a block.
 """
 
 from __future__ import annotations
 
 import ctypes
+import struct
 
 from aotc.errors import DecodeError, GuestMemoryError
 from aotc.interp.evaluator import CpuState, Evaluator
+from aotc.interp.ops import IllegalTrap
+from aotc.interp.pycodegen import CompiledBlock, PyCodegenBuilder
 from aotc.isa.riscv64.decoder import decode
 from aotc.isa.riscv64.state import EXIT_CONTINUE, EXIT_FAULT, EXIT_FENCE_I, EXIT_ILLEGAL
 
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
+_MASK64 = (1 << 64) - 1
+MAX_BLOCK = 64          # instructions per compiled block
 
 
 class GuestMemoryAdapter:
-    """The evaluator's ``Memory`` over ``GuestMemory``, with the guest's
+    """The interpreter's memory over ``GuestMemory``, with the guest's
     permissions (a refused access raises ``GuestMemoryError`` → SIGSEGV).
-    Remembers the last mapping used for reads and for writes."""
+    Remembers the last mapping used for reads and for writes.
+
+    ``read``/``write`` serve the Evaluator; ``namespace()`` gives the block
+    compiler's ``ld1``..``ld8``/``st1``..``st8`` (same checks)."""
 
     def __init__(self, mem) -> None:
         self.mem = mem
-        self._r = (1, 0)   # [start, end) of a readable mapping
-        self._w = (1, 0)
+        self._ns: dict | None = None
+        self._reset = lambda: None
 
     def invalidate(self) -> None:
-        self._r = self._w = (1, 0)
+        self._reset()
 
     def _range(self, addr: int, size: int, prot: int) -> tuple[int, int]:
         m = self.mem.find_mapping(addr)
@@ -44,17 +61,69 @@ class GuestMemoryAdapter:
             return (addr, addr + size)
         return (m.start, m.end)
 
+    def namespace(self) -> dict:
+        if self._ns is None:
+            self._ns = self._build()
+        return self._ns
+
+    def _build(self) -> dict:
+        view = memoryview((ctypes.c_ubyte * self.mem.size).from_address(self.mem.base)).cast("B")
+        rng = self._range
+        rlo, rhi, wlo, whi = 1, 0, 1, 0       # [lo, hi) of the last readable / writable mapping
+
+        def reset() -> None:
+            nonlocal rlo, rhi, wlo, whi
+            rlo, rhi, wlo, whi = 1, 0, 1, 0
+
+        def check_r(a: int, size: int) -> None:
+            nonlocal rlo, rhi
+            rlo, rhi = rng(a, size, _PROT_READ)
+
+        def check_w(a: int, size: int) -> None:
+            nonlocal wlo, whi
+            wlo, whi = rng(a, size, _PROT_WRITE)
+
+        def ld1(a: int) -> int:
+            if not (rlo <= a < rhi):
+                check_r(a, 1)
+            return view[a]
+
+        def loader(size: int, fmt: str):  # type: ignore[no-untyped-def]
+            unpack = struct.Struct(fmt).unpack_from
+
+            def ld(a: int) -> int:
+                if not (rlo <= a and a + size <= rhi):
+                    check_r(a, size)
+                return unpack(view, a)[0]
+            return ld
+
+        def st1(a: int, v: int) -> None:
+            if not (wlo <= a < whi):
+                check_w(a, 1)
+            view[a] = v
+
+        def storer(size: int, fmt: str):  # type: ignore[no-untyped-def]
+            pack = struct.Struct(fmt).pack_into
+
+            def st(a: int, v: int) -> None:
+                if not (wlo <= a and a + size <= whi):
+                    check_w(a, size)
+                pack(view, a, v)
+            return st
+
+        self._reset = reset
+        return {"ld1": ld1, "ld2": loader(2, "<H"), "ld4": loader(4, "<I"), "ld8": loader(8, "<Q"),
+                "st1": st1, "st2": storer(2, "<H"), "st4": storer(4, "<I"), "st8": storer(8, "<Q")}
+
+    # -- the Evaluator's Memory protocol ---------------------------------------
     def read(self, addr: int, size: int) -> int:
-        lo, hi = self._r
-        if not (lo <= addr and addr + size <= hi):
-            self._r = lo, hi = self._range(addr, size, _PROT_READ)
-        return int.from_bytes(ctypes.string_at(self.mem.base + addr, size), "little")
+        ns = self.namespace()
+        if size in (1, 2, 4, 8):
+            return ns[f"ld{size}"](addr)
+        return sum(ns["ld1"](addr + i) << (8 * i) for i in range(size))
 
     def write(self, addr: int, size: int, value: int) -> None:
-        lo, hi = self._w
-        if not (lo <= addr and addr + size <= hi):
-            self._w = lo, hi = self._range(addr, size, _PROT_WRITE)
-        ctypes.memmove(self.mem.base + addr, value.to_bytes(size, "little"), size)
+        self.namespace()[f"st{size}"](addr, value)
 
     def fetch(self, pc: int) -> bytes:
         """Up to 4 instruction bytes at pc (guest-executable memory only)."""
@@ -65,16 +134,69 @@ class GuestMemoryAdapter:
 
 
 class Interpreter:
-    def __init__(self, mem) -> None:
-        self.memory = GuestMemoryAdapter(mem)
+    def __init__(self, mem, memory=None) -> None:
+        """``mem``: the machine's GuestMemory; ``memory`` (tests) replaces the
+        adapter with any object that has fetch/read/write/namespace."""
+        self.memory = memory if memory is not None else GuestMemoryAdapter(mem)
         self.insns = 0                       # instructions executed
+        self.blocks_compiled = 0
+        self._blocks: dict[int, CompiledBlock] = {}
         self._decoded: dict[int, object] = {}
         self.fault_addr: int | None = None
+        self._exit_info = 0
+        self._globals: dict | None = None    # the generated functions' globals
 
     def flush_decoded(self) -> None:
+        """Drop every compiled block and decode (code bytes or mappings changed)."""
+        self._blocks.clear()
         self._decoded.clear()
         self.memory.invalidate()
 
+    # -- block formation ---------------------------------------------------------
+    def _fetch_decode(self, pc: int):  # type: ignore[no-untyped-def]
+        """The instruction at pc, or an EXIT_FAULT/EXIT_ILLEGAL code (with
+        ``fault_addr``/``_exit_info`` set)."""
+        insn = self._decoded.get(pc)
+        if insn is not None:
+            return insn
+        try:
+            raw = self.memory.fetch(pc)
+        except GuestMemoryError as e:
+            self.fault_addr = e.addr if hasattr(e, "addr") else pc
+            return EXIT_FAULT
+        try:
+            insn = decode(raw, 0, pc)
+        except (DecodeError, IndexError, ValueError):
+            self._exit_info = int.from_bytes(raw[:4], "little") if len(raw) >= 4 else 0
+            return EXIT_ILLEGAL
+        self._decoded[pc] = insn
+        return insn
+
+    def _form(self, pc: int, stop) -> CompiledBlock | int:  # type: ignore[no-untyped-def]
+        """Compile the block at pc: up to a control transfer or exit, MAX_BLOCK
+        instructions, an undecodable/unfetchable instruction, or a pc where
+        ``stop`` is true.  Returns an exit code when pc itself cannot run."""
+        b = PyCodegenBuilder()
+        p = pc
+        while True:
+            insn = self._fetch_decode(p)
+            if isinstance(insn, int):
+                if not len(b):
+                    return insn
+                break                    # reported when (if) execution gets there
+            if len(b) and stop is not None and stop(p):
+                break
+            if b.lift_insn(insn) or len(b) >= MAX_BLOCK:
+                break
+            p = (p + insn.size) & _MASK64
+        if self._globals is None:
+            self._globals = dict(self.memory.namespace())
+        blk = b.finish(self._globals)
+        self._blocks[pc] = blk
+        self.blocks_compiled += 1
+        return blk
+
+    # -- running -------------------------------------------------------------------
     def run(self, gstate, stop=None, limit: int | None = None) -> int:
         """Run from ``gstate.pc`` until an exit other than EXIT_CONTINUE, or
         (EXIT_CONTINUE) until ``stop(pc)`` is true at an instruction
@@ -82,42 +204,88 @@ class Interpreter:
         ``gstate`` (a GuestState) is updated in place.  On EXIT_FAULT,
         ``fault_addr`` is the guest address (``gstate.pc`` the faulting pc)."""
         cpu = CpuState.from_guest_state(gstate)
-        ev = Evaluator(cpu, self.memory)
-        decoded = self._decoded
+        x, f = cpu.x, cpu.f
+        blocks = self._blocks
         n = 0
+        pc = cpu.pc
         code = EXIT_CONTINUE
         try:
             while True:
-                pc = cpu.pc
-                insn = decoded.get(pc)
-                if insn is None:
-                    try:
-                        raw = self.memory.fetch(pc)
-                    except GuestMemoryError as e:
-                        self.fault_addr = e.addr if hasattr(e, "addr") else pc
-                        code = EXIT_FAULT
+                blk = blocks.get(pc)
+                if blk is None:
+                    blk = self._form(pc, stop)
+                    if isinstance(blk, int):
+                        code = blk
+                        if code == EXIT_ILLEGAL:
+                            gstate.exit_info = self._exit_info
                         break
-                    try:
-                        insn = decode(raw, 0, pc)
-                    except (DecodeError, IndexError, ValueError):
-                        gstate.exit_info = int.from_bytes(raw[:4], "little") if len(raw) >= 4 else 0
-                        code = EXIT_ILLEGAL
-                        break
-                    decoded[pc] = insn
-                code = ev.execute(insn)
-                n += 1
+                if limit is not None and n + blk.n > limit:
+                    cpu.pc = pc
+                    code, done = self._step(cpu, gstate, stop, limit - n)
+                    n += done
+                    pc = cpu.pc
+                    break
+                try:
+                    npc = blk.fn(x, f, cpu)
+                except GuestMemoryError as e:
+                    i = blk.insn_at(e.__traceback__)
+                    n += i + 1
+                    pc = blk.pcs[i]
+                    self.fault_addr = getattr(e, "addr", None)
+                    code = EXIT_FAULT
+                    break
+                except IllegalTrap as e:
+                    i = blk.insn_at(e.__traceback__)
+                    n += i + 1
+                    pc = blk.pcs[i]
+                    gstate.exit_info = blk.insns[i].raw
+                    code = EXIT_ILLEGAL
+                    break
+                n += blk.n
+                code = blk.exit
                 if code != EXIT_CONTINUE:
-                    if code == EXIT_FAULT:
-                        self.fault_addr = getattr(ev.fault, "addr", None)
-                    elif code == EXIT_ILLEGAL:
-                        gstate.exit_info = insn.raw
+                    last = blk.insns[-1]
+                    pc = last.pc
+                    if code == EXIT_ILLEGAL:
+                        gstate.exit_info = last.raw
                     elif code == EXIT_FENCE_I:
-                        gstate.exit_info = (pc + insn.size) & ((1 << 64) - 1)
+                        gstate.exit_info = (last.pc + last.size) & _MASK64
                         self.flush_decoded()
                     break
-                if (stop is not None and stop(cpu.pc)) or (limit is not None and n >= limit):
+                pc = npc
+                if (stop is not None and stop(pc)) or (limit is not None and n >= limit):
                     break
         finally:
             self.insns += n
+            cpu.pc = pc
             cpu.to_guest_state(gstate)
         return code
+
+    def _step(self, cpu: CpuState, gstate, stop, budget: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+        """Up to ``budget`` instructions one at a time on the Evaluator;
+        returns (exit code, instructions run)."""
+        ev = Evaluator(cpu, self.memory)
+        n = 0
+        code = EXIT_CONTINUE
+        while n < budget:
+            pc = cpu.pc
+            insn = self._fetch_decode(pc)
+            if isinstance(insn, int):
+                code = insn
+                if code == EXIT_ILLEGAL:
+                    gstate.exit_info = self._exit_info
+                break
+            code = ev.execute(insn)
+            n += 1
+            if code != EXIT_CONTINUE:
+                if code == EXIT_FAULT:
+                    self.fault_addr = getattr(ev.fault, "addr", None)
+                elif code == EXIT_ILLEGAL:
+                    gstate.exit_info = insn.raw
+                elif code == EXIT_FENCE_I:
+                    gstate.exit_info = (pc + insn.size) & _MASK64
+                    self.flush_decoded()
+                break
+            if stop is not None and stop(cpu.pc):
+                break
+        return code, n

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aotc.errors import GuestMemoryError
-from aotc.interp import softfloat as sf
+from aotc.interp import ops
 from aotc.isa.riscv64.insn import Insn
 from aotc.isa.riscv64.semantics import lift
 from aotc.isa.riscv64.state import (
@@ -28,7 +28,7 @@ from aotc.isa.riscv64.state import (
 )
 
 MASK64 = (1 << 64) - 1
-_MASKS = {1: 1, 8: 0xFF, 16: 0xFFFF, 32: 0xFFFFFFFF, 64: MASK64, 128: (1 << 128) - 1}
+_MASKS = ops.MASKS
 
 
 class IntV:
@@ -136,16 +136,39 @@ class CpuState:
         g.pc, g.fcsr, g.reservation = self.pc, self.fcsr, self.reservation
 
 
-class _IllegalTrap(Exception):
-    """Raised inside a builder call that traps (e.g. dynamic rm with bad frm)."""
+_IllegalTrap = ops.IllegalTrap   # raised inside a builder call that traps
 
 
 def _iv(v: int, bits: int) -> IntV:
     return IntV(v & _MASKS[bits], bits)
 
 
+_F = ops.INT_FUNCS
+
+
+def _binop(name: str):  # type: ignore[no-untyped-def]
+    f = _F[name]
+
+    def op(self, a: IntV, b: IntV) -> IntV:  # type: ignore[no-untyped-def]
+        bits = a.bits
+        return IntV(f(a.v, b.v, 0, bits, 1 << (bits - 1), _MASKS[bits]), bits)
+    op.__name__ = name
+    return op
+
+
+def _unop(name: str):  # type: ignore[no-untyped-def]
+    f = _F[name]
+
+    def op(self, v: IntV) -> IntV:  # type: ignore[no-untyped-def]
+        bits = v.bits
+        return IntV(f(v.v, 0, 0, bits, 1 << (bits - 1), _MASKS[bits]), bits)
+    op.__name__ = name
+    return op
+
+
 class Evaluator:
-    """``Builder`` implementation that evaluates immediately."""
+    """``Builder`` implementation that evaluates immediately.  Every primitive
+    is the shared definition in ``aotc.interp.ops``."""
 
     def __init__(self, state: CpuState, memory: Memory) -> None:
         self.state = state
@@ -185,14 +208,18 @@ class Evaluator:
     def const(self, value: int, bits: int = 64) -> IntV:
         return _iv(value, bits)
 
+    def _width(self, name: str, v: IntV, bits: int) -> IntV:
+        w = v.bits
+        return IntV(_F[name](v.v, 0, 0, w, 1 << (w - 1), _MASKS[bits]), bits)
+
     def zext(self, v: IntV, bits: int) -> IntV:
-        return IntV(v.v, bits)
+        return self._width("zext1" if v.bits == 1 else "zext", v, bits)
 
     def sext(self, v: IntV, bits: int) -> IntV:
-        return _iv(v.signed(), bits)
+        return self._width("sext", v, bits)
 
     def trunc(self, v: IntV, bits: int) -> IntV:
-        return _iv(v.v, bits)
+        return self._width("trunc", v, bits)
 
     # -- registers -------------------------------------------------------------
     def get_x(self, r: int) -> IntV:
@@ -217,95 +244,29 @@ class Evaluator:
         self.state.fcsr = v.v & 0xFF
 
     # -- integer arithmetic ----------------------------------------------------
-    def add(self, a: IntV, b: IntV) -> IntV:
-        return _iv(a.v + b.v, a.bits)
-
-    def sub(self, a: IntV, b: IntV) -> IntV:
-        return _iv(a.v - b.v, a.bits)
-
-    def mul(self, a: IntV, b: IntV) -> IntV:
-        return _iv(a.v * b.v, a.bits)
-
-    def and_(self, a: IntV, b: IntV) -> IntV:
-        return IntV(a.v & b.v, a.bits)
-
-    def or_(self, a: IntV, b: IntV) -> IntV:
-        return IntV(a.v | b.v, a.bits)
-
-    def xor(self, a: IntV, b: IntV) -> IntV:
-        return IntV(a.v ^ b.v, a.bits)
-
-    def shl(self, a: IntV, amount: IntV) -> IntV:
-        assert amount.v < a.bits
-        return _iv(a.v << amount.v, a.bits)
-
-    def lshr(self, a: IntV, amount: IntV) -> IntV:
-        assert amount.v < a.bits
-        return IntV(a.v >> amount.v, a.bits)
-
-    def ashr(self, a: IntV, amount: IntV) -> IntV:
-        assert amount.v < a.bits
-        return _iv(a.signed() >> amount.v, a.bits)
-
-    def udiv(self, a: IntV, b: IntV) -> IntV:
-        assert b.v != 0, "udiv by zero reached the builder"
-        return IntV(a.v // b.v, a.bits)
-
-    def urem(self, a: IntV, b: IntV) -> IntV:
-        assert b.v != 0, "urem by zero reached the builder"
-        return IntV(a.v % b.v, a.bits)
-
-    def _check_sdiv(self, a: IntV, b: IntV) -> tuple[int, int]:
-        x, y = a.signed(), b.signed()
-        assert y != 0, "sdiv by zero reached the builder"
-        assert not (y == -1 and x == -(1 << (a.bits - 1))), "sdiv overflow reached the builder"
-        return x, y
-
-    def sdiv(self, a: IntV, b: IntV) -> IntV:
-        x, y = self._check_sdiv(a, b)
-        q = abs(x) // abs(y)
-        return _iv(-q if (x < 0) != (y < 0) else q, a.bits)
-
-    def srem(self, a: IntV, b: IntV) -> IntV:
-        x, y = self._check_sdiv(a, b)
-        r = abs(x) % abs(y)
-        return _iv(-r if x < 0 else r, a.bits)
+    add = _binop("add")
+    sub = _binop("sub")
+    mul = _binop("mul")
+    and_ = _binop("and_")
+    or_ = _binop("or_")
+    xor = _binop("xor")
+    shl = _binop("shl")
+    lshr = _binop("lshr")
+    ashr = _binop("ashr")
+    udiv = _binop("udiv")
+    urem = _binop("urem")
+    sdiv = _binop("sdiv")
+    srem = _binop("srem")
+    ctlz = _unop("ctlz")
+    cttz = _unop("cttz")
+    ctpop = _unop("ctpop")
 
     def icmp(self, pred: str, a: IntV, b: IntV) -> IntV:
-        if pred[0] == "s":
-            x, y = a.signed(), b.signed()
-            pred = pred[1:]
-        else:
-            x, y = a.v, b.v
-            if pred[0] == "u":
-                pred = pred[1:]
-        if pred == "eq":
-            r = x == y
-        elif pred == "ne":
-            r = x != y
-        elif pred == "lt":
-            r = x < y
-        elif pred == "le":
-            r = x <= y
-        elif pred == "gt":
-            r = x > y
-        elif pred == "ge":
-            r = x >= y
-        else:
-            raise ValueError(f"bad icmp predicate {pred}")
-        return IntV(int(r), 1)
+        bits = a.bits
+        return IntV(int(_F[pred](a.v, b.v, 0, bits, 1 << (bits - 1), 1)), 1)
 
     def select(self, cond: IntV, a, b):  # type: ignore[no-untyped-def]
         return a if cond.v else b
-
-    def ctlz(self, v: IntV) -> IntV:
-        return IntV(v.bits - v.v.bit_length(), v.bits)
-
-    def cttz(self, v: IntV) -> IntV:
-        return IntV((v.v & -v.v).bit_length() - 1 if v.v else v.bits, v.bits)
-
-    def ctpop(self, v: IntV) -> IntV:
-        return IntV(v.v.bit_count(), v.bits)
 
     # -- memory ------------------------------------------------------------------
     def load(self, addr: IntV, bits: int) -> IntV:
@@ -321,16 +282,6 @@ class Evaluator:
         self.state.reservation = v.v
 
     # -- floating point ---------------------------------------------------------
-    def _rm(self, rm: int) -> int:
-        if rm == 7:
-            rm = (self.state.fcsr >> 5) & 7
-        if rm > 4:
-            raise _IllegalTrap()
-        return rm
-
-    def _flags(self, flags: int) -> None:
-        self.state.fcsr |= flags
-
     def bitcast_to_float(self, v: IntV) -> FloatV:
         assert v.bits in (32, 64)
         return FloatV(v.v, v.bits)
@@ -338,59 +289,27 @@ class Evaluator:
     def bitcast_to_int(self, v: FloatV) -> IntV:
         return IntV(v.raw, v.fbits)
 
-    _BINOPS = {"fadd": sf.add, "fsub": sf.sub, "fmul": sf.mul, "fdiv": sf.div}
-
     def fbinop(self, op: str, a: FloatV, b: FloatV, rm: int) -> FloatV:
-        r, flags = self._BINOPS[op](a.raw, b.raw, sf.FORMATS[a.fbits], self._rm(rm))
-        self._flags(flags)
-        return FloatV(r, a.fbits)
+        return FloatV(ops.fbinop(self.state, op, a.raw, b.raw, a.fbits, rm), a.fbits)
 
     def fsqrt(self, a: FloatV, rm: int) -> FloatV:
-        r, flags = sf.sqrt(a.raw, sf.FORMATS[a.fbits], self._rm(rm))
-        self._flags(flags)
-        return FloatV(r, a.fbits)
+        return FloatV(ops.fsqrt(self.state, a.raw, a.fbits, rm), a.fbits)
 
     def fma(self, a: FloatV, b: FloatV, c: FloatV, rm: int) -> FloatV:
-        r, flags = sf.fma(a.raw, b.raw, c.raw, sf.FORMATS[a.fbits], self._rm(rm))
-        self._flags(flags)
-        return FloatV(r, a.fbits)
+        return FloatV(ops.fma(self.state, a.raw, b.raw, c.raw, a.fbits, rm), a.fbits)
 
     def fcmp(self, pred: str, a: FloatV, b: FloatV) -> IntV:
         """Quiet comparison: raises no flags (semantics add NV where needed)."""
-        f = sf.FORMATS[a.fbits]
-        unordered = sf.is_nan(a.raw, f) or sf.is_nan(b.raw, f)
-        if pred == "uno":
-            return IntV(int(unordered), 1)
-        if pred == "ord":
-            return IntV(int(not unordered), 1)
-        if unordered:
-            return IntV(0, 1)
-        if sf.is_inf(a.raw, f) or sf.is_inf(b.raw, f):
-            x = _inf_key(a.raw, f)
-            y = _inf_key(b.raw, f)
-        else:
-            x, y = sf.value(a.raw, f), sf.value(b.raw, f)
-        r = {"oeq": x == y, "one": x != y, "olt": x < y, "ole": x <= y,
-             "ogt": x > y, "oge": x >= y}[pred]
-        return IntV(int(r), 1)
+        return IntV(int(ops.fcmp(pred, a.raw, b.raw, a.fbits)), 1)
 
     def fconvert(self, v: FloatV, fbits: int, rm: int) -> FloatV:
-        rm = self._rm(rm)
-        r, flags = sf.convert(v.raw, sf.FORMATS[v.fbits], sf.FORMATS[fbits], rm)
-        self._flags(flags)
-        return FloatV(r, fbits)
+        return FloatV(ops.fconvert(self.state, v.raw, v.fbits, fbits, rm), fbits)
 
     def int_to_float(self, v: IntV, fbits: int, signed: bool, rm: int) -> FloatV:
-        rm = self._rm(rm)
-        r, flags = sf.from_int(v.signed() if signed else v.v, sf.FORMATS[fbits], rm)
-        self._flags(flags)
-        return FloatV(r, fbits)
+        return FloatV(ops.int_to_float(self.state, v.v, v.bits, fbits, signed, rm), fbits)
 
     def float_to_int(self, v: FloatV, bits: int, signed: bool, rm: int) -> IntV:
-        rm = self._rm(rm)
-        r, flags = sf.to_int(v.raw, sf.FORMATS[v.fbits], bits, signed, rm)
-        self._flags(flags)
-        return IntV(r, bits)
+        return IntV(ops.float_to_int(self.state, v.raw, v.fbits, bits, signed, rm), bits)
 
     def raise_fflags(self, flags: IntV) -> None:
         self.state.fcsr |= flags.v & 0x1F
@@ -417,12 +336,3 @@ class Evaluator:
     def fence_i(self) -> None:
         self._exit = EXIT_FENCE_I
 
-
-def _inf_key(raw: int, f: sf.Format) -> object:
-    """Orderable stand-in for a value that may be infinite."""
-    from fractions import Fraction
-
-    if sf.is_inf(raw, f):
-        big = Fraction(1 << 2000)
-        return -big if raw & f.sign else big
-    return sf.value(raw, f)
