@@ -10,15 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import aotc_cmd, aotrun_cmd, run_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from test_guest_exits import ECALL, addi, tiny_elf
 
 from aotc import build_cache
 from aotc.build import build_image
 from aotc.image import signature_status
 from aotc.keys import fingerprint, load_or_create_signing_key
-from conftest import aotc_cmd, aotrun_cmd, run_tool
 from loader import read_image_file
-from test_guest_exits import ECALL, addi, tiny_elf
 
 
 def exit_program(status: int) -> bytes:
@@ -128,8 +128,8 @@ def test_an_edited_translator_changes_the_key(cache_root, tmp_path, monkeypatch)
     target.write_text(target.read_text() + "\n# edited\n")
     assert build_cache.source_tree_digest(tree) != before
 
-    key = dict(input_sha256="0" * 64, opt_level=2, jobs=1, profile_pcs=None,
-               host_isa="x86_64", arena_bits=32)
+    key = {"input_sha256": "0" * 64, "opt_level": 2, "jobs": 1, "profile_pcs": None,
+           "host_isa": "x86_64", "arena_bits": 32}
     original = build_cache.build_key(**key)
     build_cache.translator_fingerprint.cache_clear()
     import aotc.backend.compile as compile_mod
