@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import conftest  # noqa: E402
-import rv64gen as g  # noqa: E402
+import conftest
+import rv64gen as g
 
 OURS = ("aot", "jit", "interp")
 TREE: Path | None = None       # --tree: run aotc/aotrun from this source tree
@@ -110,10 +110,20 @@ def signature(divergence: dict[str, list]) -> frozenset[str]:
 
 
 def minimise(case: g.Case, engines: tuple[str, ...], workdir: Path, sig: frozenset[str]) -> g.Case:
-    """Drop items while the same engines still diverge; each round is one batch."""
+    """Drop items while the same engines still diverge.
+
+    Each round is one batch holding every variant with one chunk of items
+    removed (chunks of n/2, n/4, ... 1 items); the smallest variant that
+    still diverges the same way wins."""
     cur = case
     while len(cur.items) > 1:
-        cands = [replace(cur, items=cur.items[:k] + cur.items[k + 1:]) for k in range(len(cur.items))]
+        n = len(cur.items)
+        cands, size = [], n // 2 or 1
+        while True:
+            cands += [replace(cur, items=cur.items[:k] + cur.items[k + size:]) for k in range(0, n, size)]
+            if size == 1:
+                break
+            size //= 2
         prog = g.build_program(cands)
         try:
             outs = run_engines(prog, workdir, engines)
@@ -123,7 +133,7 @@ def minimise(case: g.Case, engines: tuple[str, ...], workdir: Path, sig: frozens
         keep = [k for k in sorted(bad) if signature(bad[k]) == sig]
         if not keep:
             return cur
-        cur = cands[keep[0]]
+        cur = min((cands[k] for k in keep), key=lambda c: len(c.items))
     return cur
 
 

@@ -23,7 +23,6 @@ import shutil
 from dataclasses import replace
 
 import pytest
-
 import rv64gen as g
 from difftest_campaign import compare, report, run_engines
 
