@@ -20,7 +20,8 @@ from runtime.cli import _parser, _split_at_image
 # Modules a plain `aotrun IMAGE` must not import: the translator (LLVM, ELF
 # parsing, disassembly), cryptography's key-serialization machinery, click.
 HEAVY = ("llvmlite", "elftools", "lief", "capstone", "aotc.backend", "aotc.discover",
-         "cryptography.hazmat.primitives.serialization", "ctypes.util", "subprocess", "click")
+         "cryptography.hazmat.primitives.serialization", "ctypes.util", "subprocess", "click",
+         "platform")
 
 
 def test_run_path_imports_stay_lean(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform
+import os
 
 from aotc.errors import ImageError
 
@@ -10,7 +10,7 @@ _ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 
 
 def running_host_isa() -> str:
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()  # what platform.machine() returns, without importing platform
     return _ALIASES.get(machine, machine)
 
 
