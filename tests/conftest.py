@@ -7,14 +7,12 @@ each sample is translated once however many tests run it.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,11 +23,15 @@ BIN = SAMPLES / "bin"
 EXPECTED = SAMPLES / "expected"
 CACHE = Path(os.environ.get("AOTC_TEST_CACHE", ROOT / ".cache" / "test-images"))
 
-# `aotc build` caches translations (aotc/build_cache.py): tests use a private
-# cache for the session, never the user's ~/.cache/aotc.
-BUILD_CACHE = Path(tempfile.mkdtemp(prefix="aotc-test-build-cache-"))
-os.environ["AOTC_CACHE_DIR"] = str(BUILD_CACHE)
-atexit.register(shutil.rmtree, BUILD_CACHE, ignore_errors=True)
+
+@pytest.fixture(scope="session", autouse=True)
+def build_cache_dir(tmp_path_factory) -> Path:
+    """`aotc build` caches translations (aotc/build_cache.py): tests use a
+    private cache for the session (under pytest's rotated basetemp), never the
+    user's ~/.cache/aotc."""
+    d = tmp_path_factory.mktemp("build-cache")
+    os.environ["AOTC_CACHE_DIR"] = str(d)
+    return d
 
 
 @pytest.fixture(scope="session")

@@ -233,3 +233,8 @@ def test_cache_directory_precedence(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert build_cache.cache_dir() == tmp_path / "home" / ".cache" / "aotc"
+
+
+def test_the_suite_never_uses_the_users_cache(build_cache_dir, tmp_path_factory):
+    assert build_cache.cache_dir() == build_cache_dir
+    assert build_cache_dir.is_relative_to(tmp_path_factory.getbasetemp())
