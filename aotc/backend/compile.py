@@ -28,7 +28,7 @@ from aotc.errors import AotcError, BuildError
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 4
+CODEGEN_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +123,10 @@ def lift_region(members: list[Block], known: "frozenset[int] | set[int]", htab_m
                 barriers: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
     """Lift a region (head first) as one function named after its head."""
     head = members[0].pc
+    fp_env = any(m.insns and m.insns[0].mnemonic.startswith("csrr") for m in members)
     b = LLVMBuilder(head, known, htab_mask=htab_mask, fault_pc_stores=debug is None,
-                    noinline=head in barriers, region=frozenset(m.pc for m in members))
+                    noinline=head in barriers, region=frozenset(m.pc for m in members),
+                    fp_env=fp_env)
     for block in members:
         lift_insns(b, block, untranslated)
     return b.finish(debug), b
@@ -136,6 +138,7 @@ _FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
            'attributes #2 = { strictfp }\n'
            'attributes #3 = { noinline nounwind "frame-pointer"="none" }\n'
            'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" }\n'
+           'attributes #5 = { noinline }\n'
            '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
 
 
@@ -154,8 +157,7 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
     debug = DebugInfo()
     for kind, members in units:
         if kind == "region":
-            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug,
-                                  barriers=barriers)
+            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug)
         else:
             # Stand-alone copies: their instructions are already reported by
             # the region that holds them.
@@ -178,7 +180,9 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
 
 def compile_units(blocks: dict[int, Block], barriers: frozenset[int]) -> list[tuple[int, Unit]]:
     """Regions and stand-alone copies, each with its weight (instructions)."""
-    regions = form_regions(blocks, barriers)
+    # CSR accesses need no region boundary (see LLVMBuilder.fp_env); the
+    # stand-alone copies of such blocks keep the barriers.
+    regions = form_regions(blocks)
     units: list[tuple[int, Unit]] = []
     for head, pcs in regions.members.items():
         members = [blocks[pc] for pc in pcs]

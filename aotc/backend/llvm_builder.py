@@ -47,16 +47,17 @@ RM_DYN = 7
 _RC_OF_RM = {0: 0x0000, 1: 0x6000, 2: 0x2000, 3: 0x4000, 4: 0x0000}
 
 # Host FPU helpers shared by every module (internal, inlined where hot).
-# aotc_host_fflags: MXCSR sticky flags as RISC-V fflags bits.
-# aotc_set_host_frm: MXCSR := all exceptions masked, rounding from fcsr.frm,
-#   flags cleared (they now live in the stored fcsr).
+# aotc_read_mxcsr / aotc_fflags_of: MXCSR, its sticky flags as fflags bits.
+# aotc_set_host_frm(fcsr, current MXCSR): MXCSR := all exceptions masked, rounding from fcsr.frm,
+#   flags cleared (they now live in the stored fcsr).  Lazy: the (serialising)
+#   MXCSR write is skipped when the rounding control is already right and
+#   every host flag set is also set in the new fcsr, since the guest's flags
+#   are always fcsr's | the host's (glibc's frflags ... fsflags pairs around
+#   a comparison, e.g. in sqrt, then cost one stmxcsr each).
 # aotc_push_rc / aotc_pop_rc: switch rounding control for one operation.
 _MXCSR_HELPERS = r"""declare void @llvm.x86.sse.stmxcsr(ptr)
 declare void @llvm.x86.sse.ldmxcsr(ptr)
-define internal i64 @aotc_host_fflags() alwaysinline nounwind {
-  %p = alloca i32
-  call void @llvm.x86.sse.stmxcsr(ptr %p)
-  %m = load i32, ptr %p
+define internal i64 @aotc_fflags_of(i32 %m) alwaysinline nounwind {
   %m64 = zext i32 %m to i64
   %nv = and i64 %m64, 1
   %nv1 = shl i64 %nv, 4
@@ -74,14 +75,31 @@ define internal i64 @aotc_host_fflags() alwaysinline nounwind {
   %d = or i64 %c, %nx1
   ret i64 %d
 }
-define internal void @aotc_set_host_frm(i64 %fcsr) alwaysinline nounwind {
+define internal i32 @aotc_read_mxcsr() alwaysinline nounwind {
+  %p = alloca i32
+  call void @llvm.x86.sse.stmxcsr(ptr %p)
+  %m = load i32, ptr %p
+  ret i32 %m
+}
+define internal void @aotc_set_host_frm(i64 %fcsr, i32 %old) alwaysinline nounwind {
   %p = alloca i32
   %frm = lshr i64 %fcsr, 5
   %f = and i64 %frm, 7
   %rc = call i32 @aotc_rc_of_frm(i64 %f)
   %m = or i32 8064, %rc
+  %ctl = and i32 %old, -64
+  %same = icmp eq i32 %ctl, %m
+  %h = call i64 @aotc_fflags_of(i32 %old)
+  %keep = xor i64 %fcsr, -1
+  %stale = and i64 %h, %keep
+  %clean = icmp eq i64 %stale, 0
+  %skip = and i1 %same, %clean
+  br i1 %skip, label %done, label %set
+set:
   store i32 %m, ptr %p
   call void @llvm.x86.sse.ldmxcsr(ptr %p)
+  br label %done
+done:
   ret void
 }
 define internal i32 @aotc_rc_of_frm(i64 %f) alwaysinline nounwind {
@@ -189,8 +207,17 @@ class LLVMBuilder:
                  arena_bits: int = 32, htab_mask: int = 0,
                  dispatch_only: "frozenset[int]" = frozenset(),
                  fault_pc_stores: bool = True, noinline: bool = False,
-                 region: "frozenset[int] | None" = None, optnone: bool = False) -> None:
+                 region: "frozenset[int] | None" = None, optnone: bool = False,
+                 fp_env: bool = False) -> None:
         self.entry_pc = entry_pc
+        # Region mode with CSR accesses inside (FP-environment reads/writes
+        # are ordinary instructions of the region rather than function
+        # boundaries): every FP operand enters the FP domain through a
+        # side-effecting (empty) asm and every DYN result is pinned by one
+        # (``_keep``), so LLVM cannot move an FP operation across the MXCSR
+        # accesses, which are side effects too.  The function is never
+        # inlined and never inlines its successors.
+        self.fp_env = fp_env
         # Region mode (``region`` = the member block pcs, head = entry_pc):
         # the blocks are lifted one after another (``begin_block``) into one
         # function; guest registers live in allocas (promoted to SSA across
@@ -227,6 +254,8 @@ class LLVMBuilder:
         self._fcsr_dirty = False
         self._res: V | None = None
         self._res_dirty = False
+        self._mxcsr: "tuple[V, int] | None" = None   # last MXCSR read, at which _fp_ops
+        self._fp_ops = 0
         self._pc = entry_pc
         self._next_pc = entry_pc
         self._raw = 0
@@ -253,6 +282,7 @@ class LLVMBuilder:
             self._reset(pc)
 
     def _reset(self, pc: int) -> None:
+        self._mxcsr = None
         self._regs = {}
         self._dirty = set()
         self._fcsr = None
@@ -353,26 +383,43 @@ class LLVMBuilder:
         self._regs[32 + r] = v
         self._dirty.add(32 + r)
 
-    def get_fcsr(self) -> V:
-        """fcsr with the IEEE flags the host FPU collected so far folded in."""
+    def _stored_fcsr(self) -> V:
         if self._fcsr is None:
             self._fcsr = self._load_reg(_KEY_FCSR, _FCSR)
+        return self._fcsr
+
+    def get_fcsr(self) -> V:
+        """fcsr with the IEEE flags the host FPU collected so far folded in
+        (MXCSR is read again only if an FP operation ran since the last read:
+        the guest's flags are always the stored fcsr's | the host's)."""
+        fcsr = self._stored_fcsr()
+        if self._mxcsr is not None and self._mxcsr[1] == self._fp_ops:
+            return fcsr
         self._declare(_MXCSR_HELPERS)
-        flags = self._emit("call i64 @aotc_host_fflags()", "i64")
-        self._fcsr = self._emit(f"or i64 {self._fcsr}, {flags}", "i64")
+        m = self._emit("call i32 @aotc_read_mxcsr()", "i32")
+        flags = self._emit(f"call i64 @aotc_fflags_of(i32 {m})", "i64")
+        self._mxcsr = (m, self._fp_ops)
+        self._fcsr = self._emit(f"or i64 {fcsr}, {flags}", "i64")
         self._fcsr_dirty = True
         return self._fcsr
 
     def set_fcsr(self, v: V) -> None:
         """Write fcsr: the host FPU takes the new rounding mode, flags restart.
 
-        The block ends after this instruction and its successor is a
-        non-inlined barrier block, so no FP operation can be scheduled across
-        the mode change."""
+        The block ends after this instruction.  Its successor is a
+        non-inlined barrier block (block mode), or the region's FP operations
+        are ordered against the MXCSR accesses (``fp_env``), so no FP
+        operation can be scheduled across the mode change.  The MXCSR write
+        itself is skipped when it would change nothing the guest can see."""
         self._fcsr = self._emit(f"and i64 {v}, 255", "i64")
         self._fcsr_dirty = True
         self._declare(_MXCSR_HELPERS)
-        self.lines.append(f"  call void @aotc_set_host_frm(i64 {self._fcsr})")
+        if self._mxcsr is not None and self._mxcsr[1] == self._fp_ops:
+            old = self._mxcsr[0]
+        else:
+            old = self._emit("call i32 @aotc_read_mxcsr()", "i32")
+        self.lines.append(f"  call void @aotc_set_host_frm(i64 {self._fcsr}, i32 {old})")
+        self._mxcsr = None   # MXCSR may have changed: read it again when needed
         self.exit_after_insn = True
 
     def get_reservation(self) -> V:
@@ -508,7 +555,9 @@ class LLVMBuilder:
 
         FP operations on constants would otherwise be folded at build time
         and never raise their IEEE flags at run time."""
-        return self._emit(f'call {v.ty} asm "", "=r,0"({v.ty} {v})', v.ty)
+        self._fp_ops += 1
+        effect = " sideeffect" if self.fp_env else ""
+        return self._emit(f'call {v.ty} asm{effect} "", "=r,0"({v.ty} {v})', v.ty)
 
     def _keep(self, v: V) -> V:
         """Pin an FP operation that runs in the guest's rounding mode: an
@@ -666,7 +715,8 @@ class LLVMBuilder:
         return result
 
     def raise_fflags(self, flags: V) -> None:
-        fcsr = self.get_fcsr()
+        # Flags raised in software go straight into the stored fcsr.
+        fcsr = self._stored_fcsr()
         self._fcsr = self._emit(f"or i64 {fcsr}, {flags}", "i64")
         self._fcsr_dirty = True
 
@@ -690,7 +740,8 @@ class LLVMBuilder:
             self._exit_flush()
             self.callees.add(target)
             name = self._tmp()
-            self.lines.append(f"  {name} = musttail call i64 @{block_symbol(target)}(ptr %st, ptr %mem)")
+            self.lines.append(f"  {name} = musttail call i64 @{block_symbol(target)}(ptr %st, ptr %mem)"
+                              + (" #5" if self.fp_env else ""))
             self.lines.append(f"  ret i64 {name}")
         else:
             self._exit(EXIT_MISS, target)
@@ -823,7 +874,7 @@ class LLVMBuilder:
                     out.append(ln)
             body = "\n".join(out)
             attach = f" !dbg !{sp}"
-        attrs = "#4" if self.optnone else "#3" if self.noinline else "#0"
+        attrs = "#4" if self.optnone else "#3" if self.noinline or self.fp_env else "#0"
         return (f"define hidden i64 @{name}(ptr noalias nocapture %st, "
                 f"ptr noalias %mem) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
 
