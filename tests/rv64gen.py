@@ -422,13 +422,24 @@ class CaseGen:
         self.rnd = rnd
         self.opts = opts
         self.frm = 0
+        self.avoid: int | None = None       # a register no instruction may write (loop counter)
         self.groups = [(g, getattr(opts, g)) for g in
                        ("int_ops", "mem_ops", "branch_ops", "amo_ops", "fp_ops", "csr_ops", "c_ops")]
 
-    # registers: rd never x2; sources may be anything; aliasing on purpose
+    # registers: rd never x2 (nor a loop counter); sources may be anything; aliasing on purpose
     def xrd(self) -> int:
-        r = self.rnd.randrange(0, 32) if self.rnd.random() < 0.05 else self.rnd.randrange(1, 32)
-        return 1 if r == SP else r
+        while True:
+            r = self.rnd.randrange(0, 32) if self.rnd.random() < 0.05 else self.rnd.randrange(1, 32)
+            r = 1 if r == SP else r
+            if r != self.avoid:
+                return r
+
+    def xrd_nz(self) -> int:
+        """A destination that is not x0."""
+        while True:
+            r = self.xrd()
+            if r:
+                return r
 
     def xsrc(self, rd: int | None = None) -> int:
         if rd is not None and rd != 0 and self.rnd.random() < 0.25:
@@ -441,7 +452,10 @@ class CaseGen:
         return self.rnd.randrange(0, 32)
 
     def cx(self) -> int:
-        return self.rnd.randrange(8, 16)
+        while True:
+            r = self.rnd.randrange(8, 16)
+            if r != self.avoid:
+                return r
 
     def rm(self, exact_ok: bool) -> int:
         """A rounding mode; RMM only where exact (``exact_ok``) or allowed."""
@@ -529,7 +543,7 @@ class CaseGen:
             if p < 0.82:
                 return [w32(i_type(0x07, f3, fr, SP, off), f"fl{width} f{fr}, {off}(x2)")]
             return [w32(s_type(0x27, f3, SP, fr, off), f"fs{width} f{fr}, {off}(x2)")]
-        base, delta = self.xrd() or 1, rnd.randrange(-64, 64)
+        base, delta = self.xrd_nz(), rnd.randrange(-64, 64)
         pre = w32(i_type(0x13, 0, base, SP, off - delta), f"addi x{base}, x2, {off - delta}")
         if p < 0.82:
             return [pre, w32(i_type(0x07, f3, fr, base, delta), f"fl{width} f{fr}, {delta}(x{base})")]
@@ -548,13 +562,31 @@ class CaseGen:
                 rs2 = rs1
             return [w32(b_type(BRANCHES[name], rs1, rs2, 4 + flen), f"{name} x{rs1}, x{rs2}, .+{4 + flen}"),
                     *filler]
-        if p < 0.75:
+        if p < 0.7:
             rd = self.xrd()
             return [w32(j_type(rd, 4 + flen), f"jal x{rd}, .+{4 + flen}"), *filler]
-        t = self.xrd() or 1
+        if p < 0.85:
+            return self.counted_loop()
+        t = self.xrd_nz()
         rd = t if rnd.random() < 0.4 else self.xrd()
         return [hint_target(12 + flen), w32(u_type(0x17, t, 0), f"auipc x{t}, 0"),
                 w32(i_type(0x67, 0, rd, t, 8 + flen), f"jalr x{rd}, {8 + flen}(x{t})"), *filler]
+
+    def counted_loop(self) -> list[Insn]:
+        """``t = n; L: body; t -= 1; bne t, x0, L``: a short loop (1-3 runs) of
+        1-3 non-control instructions that never write the counter, so LLVM's
+        loop optimisations see guest FP and memory operations."""
+        rnd = self.rnd
+        t = self.xrd_nz()
+        self.avoid = t
+        try:
+            body = [i for _ in range(rnd.randrange(1, 4)) for i in self.single()]
+        finally:
+            self.avoid = None
+        n = rnd.randrange(1, 4)
+        back = -(sum(len(i.code) for i in body) + 4)
+        return [li12(t, n), *body, w32(i_type(0x13, 0, t, t, -1), f"addi x{t}, x{t}, -1"),
+                w32(b_type(1, t, 0, back), f"bne x{t}, x0, .{back}")]
 
     # --- A ---------------------------------------------------------------------
     def gen_amo_ops(self) -> list[Insn]:
@@ -563,7 +595,7 @@ class CaseGen:
         rnd = self.rnd
         width = rnd.choice("wd")
         align = 4 if width == "w" else 8
-        t = self.xrd() or 1
+        t = self.xrd_nz()
         off = rnd.randrange(0, BUF // align) * align
         addr = w32(i_type(0x13, 0, t, SP, off), f"addi x{t}, x2, {off}")
         aq, rl = rnd.randrange(2), rnd.randrange(2)
@@ -591,9 +623,9 @@ class CaseGen:
         if kind < 0.75:     # failure: SC without a reservation
             return [addr, sc]
         # failure: LR of one word, SC to another; then SC again (no reservation left)
-        t2 = self.xrd() or 1
+        t2 = self.xrd_nz()
         while t2 == t or t2 == rd1:
-            t2 = self.xrd() or 1
+            t2 = self.xrd_nz()
         while rd2 == t2:                 # the second SC still needs the address
             rd2 = self.xrd()
         sc = amo("sc", width, rd2, t, rs2, aq, rl)
@@ -696,7 +728,7 @@ class CaseGen:
                 return [csr(kind, rd, csr_, v)]
             if v == 0 and rnd.random() < 0.5:
                 return [csr(kind, rd, csr_, 0)]                 # x0 source: a pure read for rs/rc
-            t = self.xrd() or 1
+            t = self.xrd_nz()
             if rnd.random() < 0.3:
                 rd = t                                          # rd aliases the source
             return [li12(t, v), csr(kind, rd, csr_, t)]
@@ -706,7 +738,7 @@ class CaseGen:
     def gen_c_ops(self) -> list[Insn]:
         rnd = self.rnd
         p = rnd.random()
-        rd = self.xrd() or 1
+        rd = self.xrd_nz()
         if p < 0.25:
             kind = rnd.choice(["c.sub", "c.xor", "c.or", "c.and", "c.subw", "c.addw", "c.addw", "c.subw"])
             a = self.cx()
@@ -765,7 +797,7 @@ class CaseGen:
                 return [c_j(2 + flen), *filler]
             if q < 0.8:
                 return [c_bz(rnd.choice(["c.beqz", "c.bnez"]), self.cx(), 2 + flen), *filler]
-            t = self.xrd() or 3
+            t = self.xrd_nz()
             if t == 1:
                 t = 3
             jump = w16((4 << 13) | (1 << 12) | (t << 7) | 2, f"c.jalr x{t}") if rnd.random() < 0.5 else \
@@ -776,7 +808,7 @@ class CaseGen:
                     w32(i_type(0x13, 0, t, t, target), f"addi x{t}, x{t}, {target}"), jump, *filler]
         # c.addi16sp: move the buffer pointer and back, with a use in between
         imm = rnd.choice([16, 32, 48, -16, -32, 64, -64])
-        use = c_sp_load("c.ldsp", self.xrd() or 1, rnd.randrange(0, 8) * 8 + (-imm if imm < 0 else 0))
+        use = c_sp_load("c.ldsp", self.xrd_nz(), rnd.randrange(0, 8) * 8 + (-imm if imm < 0 else 0))
         return [c_addi16sp(imm), use, c_addi16sp(-imm)]
 
 
