@@ -184,7 +184,7 @@ def compile_units(blocks: dict[int, Block], barriers: frozenset[int]) -> list[tu
     # stand-alone copies of such blocks keep the barriers.
     regions = form_regions(blocks)
     units: list[tuple[int, Unit]] = []
-    for head, pcs in regions.members.items():
+    for pcs in regions.members.values():
         members = [blocks[pc] for pc in pcs]
         units.append((sum(len(m.insns) + 1 for m in members), ("region", members)))
         for m in members[1:]:

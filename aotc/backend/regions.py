@@ -13,8 +13,9 @@ Heads are blocks that can be entered from outside anyway:
 * call targets (``jal`` with a link register) and blocks no direct branch
   reaches (return points after calls, syscall resumes, indirect-jump targets,
   entries found in data or symbols);
-* FP-environment barriers (``fp_barriers``: CSR accesses and the blocks right
-  after them), which must stay function boundaries;
+* optional ``fp_barriers`` (blocks that must stay function boundaries; the
+  AOT backend passes none: CSR accesses are ordered inside a region, see
+  ``LLVMBuilder.fp_env``);
 * ``extra_heads`` (e.g. blocks the JIT enters through the dispatcher);
 * blocks reached from two regions (fixpoint), and blocks past the size cap.
 
@@ -26,8 +27,8 @@ path: resuming at an unusual pc).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from aotc.discover import Block
 
