@@ -5,7 +5,8 @@ guest-executable memory), compiles it once with
 ``aotc.interp.pycodegen.PyCodegenBuilder`` — the shared instruction semantics
 lifted to Python source, with the primitives of ``aotc.interp.ops`` — and
 caches the resulting function per block start pc (dropped at ``fence.i`` and
-on mapping changes: ``flush_decoded``).  It stops at any exit other than
+on mapping changes: ``flush_decoded``).  A block that branches back to its
+own start runs as a ``while`` loop inside its function.  It stops at any exit other than
 "next instruction" (system call, trap, fault) or, in fallback mode, at the
 first pc that has a native translation: blocks end before any pc for which
 ``stop`` is true when the block is formed, and ``stop`` is asked again after
@@ -35,6 +36,7 @@ from aotc.isa.riscv64.state import EXIT_CONTINUE, EXIT_FAULT, EXIT_FENCE_I, EXIT
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
 _MASK64 = (1 << 64) - 1
 MAX_BLOCK = 64          # instructions per compiled block
+_NO_LIMIT = 1 << 62     # loop iterations when run() has no limit
 
 
 class GuestMemoryAdapter:
@@ -191,7 +193,9 @@ class Interpreter:
             p = (p + insn.size) & _MASK64
         if self._globals is None:
             self._globals = dict(self.memory.namespace())
-        blk = b.finish(self._globals)
+        # A block that branches back to its start may loop inside its function
+        # unless the caller wants to stop at its start.
+        blk = b.finish(self._globals, loop=stop is None or not stop(pc))
         self._blocks[pc] = blk
         self.blocks_compiled += 1
         return blk
@@ -226,9 +230,16 @@ class Interpreter:
                     pc = cpu.pc
                     break
                 try:
-                    npc = blk.fn(x, f, cpu)
+                    if blk.loop:
+                        cpu.iters = 0
+                        npc = blk.fn(x, f, cpu, _NO_LIMIT if limit is None else (limit - n) // blk.n)
+                        n += blk.n * (cpu.iters - 1)
+                    else:
+                        npc = blk.fn(x, f, cpu)
                 except GuestMemoryError as e:
                     i = blk.insn_at(e.__traceback__)
+                    if blk.loop:
+                        n += blk.n * (cpu.iters - 1)
                     n += i + 1
                     pc = blk.pcs[i]
                     self.fault_addr = getattr(e, "addr", None)
@@ -236,6 +247,8 @@ class Interpreter:
                     break
                 except IllegalTrap as e:
                     i = blk.insn_at(e.__traceback__)
+                    if blk.loop:
+                        n += blk.n * (cpu.iters - 1)
                     n += i + 1
                     pc = blk.pcs[i]
                     gstate.exit_info = blk.insns[i].raw

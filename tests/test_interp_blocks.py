@@ -222,3 +222,52 @@ def test_generated_code_inlines_integer_ops():
     assert "x[5] = ((x[6] + x[7]) & 0xffffffffffffffff)" in src
     assert "x[8] = (ld8(((x[2] + 16) & 0xffffffffffffffff)))" in src
     assert f"return {hex(CODE)} if (x[5] != x[8]) else {hex(CODE + 12)}" in src
+
+
+def _i(rd: int, rs1: int, imm: int, f3: int = 0, op: int = 0x13) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op
+
+
+def _sd(rs2: int, rs1: int, off: int) -> int:
+    return (((off >> 5) & 0x7F) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((off & 0x1F) << 7) | 0x23
+
+
+def _bne(rs1: int, rs2: int, off: int) -> int:
+    o = off & 0x1FFF
+    return (((o >> 12) & 1) << 31) | (((o >> 5) & 0x3F) << 25) | (rs2 << 20) | (rs1 << 15) | (1 << 12) \
+        | (((o >> 1) & 0xF) << 8) | (((o >> 11) & 1) << 7) | 0x63
+
+
+def _loop_program(store: bool) -> bytes:
+    """x5 = 40; loop: x6 += 1; [sd x6, 0(x8); x8 += 512;] x5 -= 1; bne x5, x0, loop; ecall."""
+    body = [_i(6, 6, 1)] + ([_sd(6, 8, 0), _i(8, 8, 512)] if store else []) + [_i(5, 5, -1)]
+    words = [_i(5, 0, 40), *body, _bne(5, 0, -4 * len(body)), 0x00000073]
+    return b"".join(w.to_bytes(4, "little") for w in words)
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["runs-out", "faults-in-iteration"])
+def test_self_loop_block_counts_iterations_and_faults_exactly(store):
+    code = _loop_program(store)
+    g1, m1 = _setup(3, code)
+    g2, m2 = _setup(3, code)
+    want, n_want, fault_want = _reference(g1, m1)
+    it = Interpreter(None, memory=m2)
+    assert it.run(g2) == want == (EXIT_FAULT if store else EXIT_SYSCALL)
+    assert it.insns == n_want and _state(g2, m2) == _state(g1, m1)
+    assert any(b.loop for b in it._blocks.values())
+    if store:
+        assert it.fault_addr == fault_want
+
+
+def test_self_loop_block_honours_limit_and_stop():
+    code = _loop_program(False)
+    g, m = _setup(4, code)
+    it = Interpreter(None, memory=m)
+    assert it.run(g, limit=20) == EXIT_CONTINUE and it.insns == 20    # 1 + 6 loops of 3 + 1
+    assert g.pc == CODE + 8 and g.x[5] == 40 - 6
+    # stop at the loop head: the block must not loop inside its function
+    it2 = Interpreter(None, memory=_setup(4, code)[1])
+    g2, _ = _setup(4, code)
+    assert it2.run(g2, stop=lambda pc: pc == CODE + 4) == EXIT_CONTINUE and it2.insns == 1
+    assert it2.run(g2, stop=lambda pc: pc == CODE + 4) == EXIT_CONTINUE and it2.insns == 4
+    assert not any(b.loop for b in it2._blocks.values())

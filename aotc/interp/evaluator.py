@@ -124,6 +124,7 @@ class CpuState:
     pc: int = 0
     fcsr: int = 0
     reservation: int = MASK64
+    iters: int = 0      # loop iterations a looping compiled block ran (runtime/interp.py)
 
     @classmethod
     def from_guest_state(cls, g: GuestState) -> CpuState:

@@ -95,6 +95,7 @@ class CompiledBlock:
     exit: int                     # EXIT_* of the last instruction (EXIT_CONTINUE: none)
     line_insn: tuple[int, ...]    # source line -> instruction index
     source: str
+    loop: bool = False            # fn(x, f, cpu, limit) repeats the block (see finish)
 
     @property
     def n(self) -> int:
@@ -128,6 +129,8 @@ class PyCodegenBuilder:
         self._pc = 0
         self._next_pc = 0
         self._ret: _Node | None = None
+        self._branch: tuple | None = None       # (cond node or None, taken, not taken)
+        self._term: tuple | None = None         # (line index, cond text, taken, not taken)
         self.exit = EXIT_CONTINUE
         self.ended = False
 
@@ -138,6 +141,7 @@ class PyCodegenBuilder:
         self._next_pc = (insn.pc + insn.size) & MASK64
         self._nodes = []
         self._ret = None
+        self._branch = None
         lift(self, insn)
         self._emit_insn(len(self._insns))
         self._insns.append(insn)
@@ -148,18 +152,53 @@ class PyCodegenBuilder:
     def __len__(self) -> int:
         return len(self._insns)
 
-    def finish(self, namespace: dict) -> CompiledBlock:
+    @property
+    def loops(self) -> bool:
+        """The block ends in a direct jump or branch back to its own start."""
+        return self._term is not None and self._insns[0].pc in self._term[2:]
+
+    def finish(self, namespace: dict, loop: bool = False) -> CompiledBlock:
         """Compile the block; ``namespace`` supplies ld*/st* (and becomes the
-        function's globals; ops' helpers are added to it)."""
+        function's globals; ops' helpers are added to it).
+
+        ``loop`` (when ``self.loops``): the function runs the block again
+        while it branches back to its start, at most ``limit`` times (its
+        4th argument), and leaves the number of runs in ``cpu.iters`` — also
+        when it raises.  The caller must not need to see the start pc
+        between iterations."""
         assert self._insns, "empty block"
+        last = len(self._insns) - 1
         body = list(self._lines)
         if not self.ended or self.exit == EXIT_FENCE_I:
-            body.append((len(self._insns) - 1, f"return {_lit(self._next_pc)}"))
-        src_lines = ["def blk(x, f, cpu):"]
-        line_insn = [0, 0]                       # lines are 1-based; line 1 is the def
+            body.append((last, f"return {_lit(self._next_pc)}"))
+        loop = loop and self.loops
+        if loop:
+            at, cond, taken, not_taken = self._term
+            start = self._insns[0].pc
+
+            def leave(target: int, indent: str) -> list[tuple[int, str]]:
+                if target == start:
+                    return [(last, indent + "if k < limit: continue"),
+                            (last, indent + f"cpu.iters = k; return {_lit(start)}")]
+                return [(last, indent + f"cpu.iters = k; return {_lit(target)}")]
+            term = leave(not_taken, "")
+            if cond is not None:
+                term = [(last, f"if {cond}:"), *leave(taken, "    "), *term]
+            body = body[:at] + term + body[at + 1:]
+            src_lines = ["def blk(x, f, cpu, limit):", "    k = 0", "    try:", "        while True:",
+                         "            k += 1"]
+            line_insn = [0] * 6
+            indent = " " * 12
+        else:
+            src_lines = ["def blk(x, f, cpu):"]
+            line_insn = [0, 0]                   # lines are 1-based; line 1 is the def
+            indent = " " * 4
         for idx, stmt in body:
-            src_lines.append("    " + stmt)
+            src_lines.append(indent + stmt)
             line_insn.append(idx)
+        if loop:
+            src_lines += ["    except BaseException:", "        cpu.iters = k", "        raise"]
+            line_insn += [last] * 3
         if len(src_lines) == 1:
             src_lines.append("    pass")
             line_insn.append(0)
@@ -172,7 +211,7 @@ class PyCodegenBuilder:
         loc: dict = {}
         exec(code, namespace, loc)   # noqa: S102 - our own generated source
         return CompiledBlock(loc["blk"], tuple(i.pc for i in self._insns), tuple(self._insns),
-                             self.exit, tuple(line_insn), source)
+                             self.exit, tuple(line_insn), source, loop)
 
     # -- graph construction ------------------------------------------------------
     def _node(self, kind: int, tpl: str, args: tuple = (), **kw) -> _Node:  # type: ignore[no-untyped-def]
@@ -240,6 +279,12 @@ class PyCodegenBuilder:
                 line = self._render(n)
             if n is self._ret and n is not emitted[-1]:
                 line = "npc = " + line[len("return "):]   # effects follow the jump
+            elif n is self._ret and self._branch is not None:
+                cond, taken, not_taken = self._branch
+                text = None if cond is None else self._render(cond)
+                if text is not None and not (cond.atomic or cond.name is not None):
+                    text = f"({text})"
+                self._term = (len(self._lines), text, taken, not_taken)
             self._lines.append((idx, line))
         if self._ret is not None and self._ret is not emitted[-1]:
             self._lines.append((idx, "return npc"))
@@ -443,6 +488,7 @@ class PyCodegenBuilder:
 
     def jump(self, target: int) -> None:
         self._terminate(f"return {_lit(target & MASK64)}", ())
+        self._branch = (None, target & MASK64, target & MASK64)
 
     def jump_indirect(self, target: V) -> None:
         self._terminate("return {a}", (target,))
@@ -451,7 +497,9 @@ class PyCodegenBuilder:
         if cond.node.kind == CONST:
             self.jump(taken if cond.node.const else not_taken)
             return
-        self._terminate(f"return {_lit(taken & MASK64)} if {{a}} else {_lit(not_taken & MASK64)}", (cond,))
+        taken, not_taken = taken & MASK64, not_taken & MASK64
+        self._terminate(f"return {_lit(taken)} if {{a}} else {_lit(not_taken)}", (cond,))
+        self._branch = (cond.node, taken, not_taken)
 
     def syscall(self) -> None:
         self.exit = EXIT_SYSCALL
