@@ -641,6 +641,34 @@ def dead_results(b: Builder) -> None:
         c.expect(f"x{flr}", fl, f"{label} (result overwritten) fflags")
 
 
+def csr_after_fp(b: Builder) -> None:
+    """A flag an FP operation raised is gone after a CSR write clears it: in
+    AOT regions that hold CSR accesses, LLVM must not move (or duplicate) the
+    x86 compare or operation that raised it past the write."""
+    neg = 1 << 63
+    ops = [("fmax.d sNaN", "fmax.d", (d(1.0), D_SNAN), NV), ("fmin.d sNaN", "fmin.d", (D_SNAN, d(2.0)), NV),
+           ("fmax.s sNaN", "fmax.s", (BOX | s(1.0), S_SNAN), NV), ("feq.d sNaN", "feq.d", (D_SNAN, D_SNAN), NV),
+           ("flt.d qNaN", "flt.d", (D_NAN, d(1.0)), NV), ("fle.s qNaN", "fle.s", (S_NAN, BOX | s(1.0)), NV),
+           ("fcvt.w.d NaN", "fcvt.w.d", (D_NAN,), NV), ("fcvt.l.d -inf", "fcvt.l.d", (D_INF | neg,), NV),
+           ("fcvt.wu.s -1", "fcvt.wu.s", (BOX | s(-1.0),), NV), ("fadd.d sNaN", "fadd.d", (D_SNAN, d(1.0)), NV),
+           ("fdiv.d 1/0", "fdiv.d", (d(1.0), 0), DZ), ("fmadd.d inf*0+qNaN", "fmadd.d", (D_INF, 0, D_NAN), NV)]
+    c = b.case("csr-after-fp")
+    ones = c.xsrc(0x1F)
+    for k, (label, op, srcs, fl) in enumerate(ops):
+        if not c.room(x=4, f=4):
+            c.expect("fcsr", 0, "fcsr after the last clear")
+            c = b.case("csr-after-fp")
+            ones = c.xsrc(0x1F)
+        regs = [c.fsrc(v) for v in srcs]
+        rd = c.xres() if _int_dest(op) else c.fres()
+        flr = c.xres()
+        # alternately clear with csrrw fcsr, x0 and csrrc fflags, (all flags)
+        clear = csr("csrrw", flr, FCSR, 0) if k % 2 else csr("csrrc", flr, FFLAGS, ones)
+        c.emit(_fp_insn(op, rd, regs, RNE), clear)
+        c.expect(f"x{flr}", fl, f"{label}: flags read by the clearing CSR op")
+    c.expect("fcsr", 0, "fcsr after the last clear")
+
+
 def nan_boxing(b: Builder) -> None:
     c = b.case("nan-boxing")
     for label, op, srcs, res, fl in NAN_BOXING:
@@ -720,7 +748,8 @@ def amo_ops(b: Builder) -> None:
 
 
 CLASSES = {"w-ops": w_ops, "aliasing": aliasing, "division": division, "misaligned": misaligned,
-           "rounding": rounding, "rmm-ties": rmm_ties, "dead-results": dead_results, "nan-boxing": nan_boxing,
+           "rounding": rounding, "rmm-ties": rmm_ties, "dead-results": dead_results, "csr-after-fp": csr_after_fp,
+           "nan-boxing": nan_boxing,
            "lr-sc": lr_sc, "amo": amo_ops}
 
 

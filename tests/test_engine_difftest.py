@@ -19,8 +19,10 @@ Unicorn.  The long campaign is ``python tests/difftest_campaign.py``
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import rv64gen as g
@@ -59,6 +61,26 @@ def test_rv64gc_engines_agree_with_unicorn(tmp_path, config_dir, build_image_cac
         pytest.skip("unicorn is not installed (pip install unicorn; it is in the test extra)")
     prog = g.build_program(g.generate(2027, 16, 30, g.UNICORN_SAFE))
     _check(prog, run_engines(prog, tmp_path, _engines("unicorn"), build_image_cached))
+
+
+REPRODUCERS = Path(__file__).parent / "data" / "difftest_reproducers.json"
+
+
+def load_reproducers() -> list[g.Case]:
+    """Divergent cases the campaign found, stored verbatim (initial state and
+    instruction bytes), so a change to the generator cannot lose them."""
+    cases = []
+    for r in json.loads(REPRODUCERS.read_text()):
+        items = [[g.Insn(bytes.fromhex(code), text) for code, text in item] for item in r["items"]]
+        cases.append(g.Case([int(v, 16) for v in r["x"]], [int(v, 16) for v in r["f"]], int(r["fcsr"], 16),
+                            bytes.fromhex(r["mem"]), items))
+    return cases
+
+
+def test_campaign_reproducers(tmp_path, config_dir, build_image_cached):
+    """Every divergence the long campaign found (docs/difftest.md), as found."""
+    prog = g.build_program(load_reproducers())
+    _check(prog, run_engines(prog, tmp_path, _engines(), build_image_cached))
 
 
 def test_rmm_everywhere_interp_matches_qemu(tmp_path):

@@ -380,6 +380,12 @@ class LLVMBuilder:
 
     def set_f(self, r: int, v: V) -> None:
         self._check(v, "i64")
+        if self.fp_env:
+            # Compute the result where the instruction is: later users see an
+            # opaque copy, so LLVM cannot move or duplicate the FP compares
+            # and operations behind it past a later fcsr write, where their
+            # invalid flag would land in the new fcsr.
+            v = self._emit(f'call i64 asm sideeffect "", "=r,0"(i64 {v})', "i64")
         self._regs[32 + r] = v
         self._dirty.add(32 + r)
 
@@ -626,7 +632,17 @@ class LLVMBuilder:
         return self._keep(self._intrinsic("fma", a.ty, a, b, c))
 
     def fcmp(self, pred: str, a: V, b: V) -> V:
-        return self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
+        c = self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
+        if self.fp_env:
+            # An x86 compare raises invalid for NaN operands: its users get an
+            # opaque copy of the result, or LLVM sinks (CodeGenPrepare even
+            # duplicates) the compare past a later fcsr write and the flag
+            # lands in the new fcsr (fmax.d of an sNaN, then csrw fcsr).
+            self._fp_ops += 1
+            z = self._emit(f"zext i1 {c} to i32", "i32")
+            z = self._emit(f'call i32 asm sideeffect "", "=r,0"(i32 {z})', "i32")
+            c = self._emit(f"icmp ne i32 {z}, 0", "i1")
+        return c
 
     def fconvert(self, v: V, fbits: int, rm: int) -> V:
         if v.bits == fbits:
@@ -700,15 +716,15 @@ class LLVMBuilder:
         # otherwise NX when rounding changed the value.  Out of range saturates.
         lo = -(2.0 ** (bits - 1)) if signed else 0.0
         hi = 2.0 ** (bits - 1) if signed else 2.0 ** bits
-        nan = self._emit(f"fcmp uno {fty} {v}, {v}", "i1")
-        below = self._emit(f"fcmp olt {fty} {rounded}, {_fconst(lo)}", "i1")
-        above = self._emit(f"fcmp oge {fty} {rounded}, {_fconst(hi)}", "i1")
+        nan = self.fcmp("uno", v, v)
+        below = self.fcmp("olt", rounded, V(_fconst(lo), fty))
+        above = self.fcmp("oge", rounded, V(_fconst(hi), fty))
         int_min = self.const(1 << (bits - 1) if signed else 0, bits)
         int_max = self.const((1 << (bits - 1)) - 1 if signed else -1, bits)
         result = self.select(below, int_min, self.select(above, int_max, converted))
         bad = self._emit(f"or i1 {nan}, {below}", "i1")
         bad = self._emit(f"or i1 {bad}, {above}", "i1")
-        inexact = self._emit(f"fcmp one {fty} {rounded}, {v}", "i1")
+        inexact = self.fcmp("one", rounded, v)
         nx = self._emit(f"select i1 {inexact}, i64 1, i64 0", "i64")
         flags = self._emit(f"select i1 {bad}, i64 16, i64 {nx}", "i64")
         self.raise_fflags(flags)
