@@ -6,21 +6,14 @@ image) prints exactly its recorded stdout and exits with its recorded status
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-
 from conftest import BIN, EXPECTED, run_recorded_case
 
-
 # The interpreter compiles each basic block to a Python function (1-4 M guest
-# instructions/s): every case runs in seconds except strings, which executes
-# 1.45 billion instructions (an O(n^2) strlen loop) and takes ~400 s even so
-# (measured on 2 shared cores).  It is skipped, visibly, unless
-# AOTC_SLOW_TESTS=1; the JIT engine runs every case.
-SLOW_UNDER_INTERP = {"strings"}
-RUN_SLOW = os.environ.get("AOTC_SLOW_TESTS") == "1"
+# instructions/s): every case runs in seconds to tens of seconds (strings, the
+# longest, executes 93 M instructions).
 
 
 def _cases() -> list:
@@ -35,20 +28,14 @@ def _engine_cases() -> list:
     params = []
     for engine in ("jit", "interp"):
         for case in _cases():
-            rec = case.values[0]
-            name = case.id.split(".")[0]
-            marks = ()
-            if engine == "interp" and name in SLOW_UNDER_INTERP and not RUN_SLOW:
-                marks = (pytest.mark.skip(reason=f"{name} runs 1.45e9 instructions: minutes in the "
-                                                 "interpreter; AOTC_SLOW_TESTS=1 runs it"),)
-            params.append(pytest.param(engine, rec, id=f"{case.id}-{engine}", marks=marks))
+            params.append(pytest.param(engine, case.values[0], id=f"{case.id}-{engine}"))
     return params
 
 
 def run_engine(engine: str, rec: dict, tmp_path: Path, extra: list[str] | None = None):
     binary = BIN / Path(rec["binary"]).name
     return run_recorded_case(binary, rec, tmp_path, [f"--engine={engine}", *(extra or [])],
-                             timeout=600 if RUN_SLOW else 120)
+                             timeout=300)
 
 
 @pytest.mark.parametrize("engine,rec", _engine_cases())
