@@ -144,15 +144,27 @@ class Interpreter:
         self.blocks_compiled = 0
         self._blocks: dict[int, CompiledBlock] = {}
         self._decoded: dict[int, object] = {}
+        self._code_pages: set[int] = set()   # guest pages instructions were decoded from
         self.fault_addr: int | None = None
         self._exit_info = 0
         self._globals: dict | None = None    # the generated functions' globals
 
     def flush_decoded(self) -> None:
-        """Drop every compiled block and decode (code bytes or mappings changed)."""
+        """Drop every compiled block and decode (code bytes may have changed)."""
         self._blocks.clear()
         self._decoded.clear()
+        self._code_pages.clear()
         self.memory.invalidate()
+
+    def mapping_changed(self, start: int, end: int) -> None:
+        """Guest mappings in [start, end) changed: forget cached permissions,
+        and the compiled blocks if any instruction came from that range."""
+        from runtime.code_invalidation import pages_overlap
+
+        if pages_overlap(self._code_pages, start, end):
+            self.flush_decoded()
+        else:
+            self.memory.invalidate()
 
     # -- block formation ---------------------------------------------------------
     def _fetch_decode(self, pc: int):  # type: ignore[no-untyped-def]
@@ -172,6 +184,8 @@ class Interpreter:
             self._exit_info = int.from_bytes(raw[:4], "little") if len(raw) >= 4 else 0
             return EXIT_ILLEGAL
         self._decoded[pc] = insn
+        self._code_pages.add(pc >> 12)
+        self._code_pages.add((pc + insn.size - 1) >> 12)
         return insn
 
     def _form(self, pc: int, stop) -> CompiledBlock | int:  # type: ignore[no-untyped-def]

@@ -206,7 +206,7 @@ class Machine:
             self._jit.invalidate_code()
             self.stats.jit_flushes = self._jit.flushes
         if self._interp is not None:
-            self._interp.flush_decoded()
+            self._interp.mapping_changed(start, end)
         if self._image_code is not None and self._image_code.overlaps(start, end):
             self._check_image(f"mapping change at {start:#x}-{end:#x}")
 
