@@ -116,7 +116,7 @@ def guest_metadata(elf, guest: Path, *, engine: str) -> dict:
 def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_level: int = 2,
                 progress: Callable[[str], None] | None = None,
                 dump_dir: Path | None = None, profile: Path | None = None,
-                use_cache: bool = False) -> BuildReport:
+                use_cache: bool = False, count: bool = False) -> BuildReport:
     """Translate ``guest`` and write the signed image to ``output``.
 
     With ``use_cache`` the translation is looked up in (and stored into) the
@@ -146,7 +146,8 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
 
         cache_key = build_cache.build_key(
             input_sha256=elf.sha256, opt_level=opt_level, jobs=jobs or os.cpu_count() or 1,
-            profile_pcs=profile_pcs, host_isa=platform.machine(), arena_bits=ARENA_BITS)
+            profile_pcs=profile_pcs, host_isa=platform.machine(), arena_bits=ARENA_BITS,
+            count=count)
         try:
             cached = build_cache.load(cache_key)
         except build_cache.CorruptEntry as e:
@@ -178,7 +179,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     t2 = time.perf_counter()
     say(f"lifting and compiling {len(disc.blocks)} blocks ({disc.instructions} instructions)")
     objects, untranslated, timings = compile_blocks(disc.blocks, opt_level=opt_level, jobs=jobs,
-                                                    progress=say, dump_dir=dump_dir)
+                                                    progress=say, dump_dir=dump_dir, count=count)
     t3 = time.perf_counter()
     host_object = link_shared_object(objects)
     t4 = time.perf_counter()
@@ -187,6 +188,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     translation = {
         "codegen_version": CODEGEN_VERSION,
         "opt_level": opt_level,
+        "counted": count,
         "stats": {
             "blocks": len(disc.blocks),
             "instructions": disc.instructions,

@@ -99,7 +99,7 @@ def source_tree_digest(root: Path) -> str:
 
 
 def build_key(*, input_sha256: str, opt_level: int, jobs: int, profile_pcs: list[int] | None,
-              host_isa: str, arena_bits: int) -> str:
+              host_isa: str, arena_bits: int, count: bool = False) -> str:
     """The cache key of one translation (hex SHA-256)."""
     material = {
         "schema": SCHEMA,
@@ -110,6 +110,7 @@ def build_key(*, input_sha256: str, opt_level: int, jobs: int, profile_pcs: list
         "profile_pcs": profile_pcs,
         "host_isa": host_isa,
         "arena_bits": arena_bits,
+        "count": count,
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -43,9 +43,12 @@ def _default_output(guest: Path) -> Path:
               help="Add the entry pcs a run missed (aotrun --record-profile) to discovery.")
 @click.option("--no-cache", "no_cache", is_flag=True,
               help="Translate afresh: neither reuse nor store a translation in the build cache.")
+@click.option("--count", is_flag=True,
+              help="Translated code counts the blocks and instructions it runs (aotrun --stats "
+                   "reports them and the image's coverage); costs speed in tight loops.")
 def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool,
           jobs: int | None, opt_level: int, quiet: bool, profile: Path | None = None,
-          no_cache: bool = False) -> None:
+          no_cache: bool = False, count: bool = False) -> None:
     """Translate GUEST (a static riscv64 Linux ELF) into a signed image.
 
     Translations are cached by content (see `aotc cache info`): building the
@@ -66,7 +69,7 @@ def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool
 
     progress = None if quiet else (lambda message: click.echo(message, err=True))
     report = build_image(guest, output, key=key, jobs=jobs, opt_level=opt_level, progress=progress,
-                         use_cache=not no_cache,
+                         use_cache=not no_cache, **({"count": True} if count else {}),
                          **({"profile": profile} if profile is not None else {}))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))

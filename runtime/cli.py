@@ -150,6 +150,13 @@ def _report_stats(stats: dict, show: bool, json_path: Path | None, profile: Path
               f"lookup misses {stats['lookup_misses']}, {jit}, "
               f"interp instructions {stats['interp_instructions']}, syscalls {stats['syscalls']}, "
               f"peak RSS {stats['peak_rss_kib']} KiB", file=sys.stderr)
+        aot = ("not counted (image built without --count)" if stats["aot_instructions"] is None
+               else f"{stats['aot_instructions']} insns / {stats['aot_blocks_executed']} blocks")
+        cov = stats["image_coverage"]
+        print(f"aotrun stats: executed: aot {aot}; jit {stats['jit_instructions']} insns / "
+              f"{stats['jit_blocks_executed']} blocks; interp {stats['interp_instructions']} insns / "
+              f"{stats['interp_blocks_executed']} blocks; image coverage "
+              f"{'n/a' if cov is None else f'{100 * cov:.2f}%'}", file=sys.stderr)
         if stats.get("image_retired"):
             print(f"aotrun stats: image translations retired ({stats['image_retired']}), "
                   f"JIT flushes {stats['jit_flushes']}", file=sys.stderr)

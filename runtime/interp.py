@@ -141,6 +141,7 @@ class Interpreter:
         adapter with any object that has fetch/read/write/namespace."""
         self.memory = memory if memory is not None else GuestMemoryAdapter(mem)
         self.insns = 0                       # instructions executed
+        self.blocks_run = 0                  # compiled-block executions (loop iterations included)
         self.blocks_compiled = 0
         self._blocks: dict[int, CompiledBlock] = {}
         self._decoded: dict[int, object] = {}
@@ -224,7 +225,7 @@ class Interpreter:
         cpu = CpuState.from_guest_state(gstate)
         x, f = cpu.x, cpu.f
         blocks = self._blocks
-        n = 0
+        n = nb = 0
         pc = cpu.pc
         code = EXIT_CONTINUE
         try:
@@ -250,6 +251,7 @@ class Interpreter:
                         n += blk.n * (cpu.iters - 1)
                     else:
                         npc = blk.fn(x, f, cpu)
+                    nb += cpu.iters if blk.loop else 1
                 except GuestMemoryError as e:
                     i = blk.insn_at(e.__traceback__)
                     if blk.loop:
@@ -284,6 +286,7 @@ class Interpreter:
                     break
         finally:
             self.insns += n
+            self.blocks_run += nb
             cpu.pc = pc
             cpu.to_guest_state(gstate)
         return code

@@ -181,7 +181,8 @@ class Jit:
         untranslated: list = []
         uses_htab = False
         for block in region.values():
-            text, b = lift_block(block, known, self.image_mask, untranslated, dispatch_only)
+            text, b = lift_block(block, known, self.image_mask, untranslated, dispatch_only,
+                                 count="jit")
             parts.append(text)
             decls |= b.intrinsics
             uses_htab |= b.uses_htab

@@ -331,6 +331,28 @@ class Machine:
             else:
                 raise ImageError(f"translated code returned unknown exit code {code}")
 
+    def executed_counts(self) -> dict:
+        """Guest blocks and instructions executed per engine, and the share of
+        instructions the image ran.  JIT code and the interpreter always
+        count; image code only when built with ``aotc build --count`` (else
+        its figures are None: counting costs speed in tight loops)."""
+        st = self.state
+        counted = self.image is not None and bool(self.image.metadata.get("counted"))
+        it = self._interp
+        out = {
+            "aot_blocks_executed": st.aot_blocks if counted else None,
+            "aot_instructions": st.aot_insns if counted else None,
+            "jit_blocks_executed": st.jit_blocks,
+            "jit_instructions": st.jit_insns,
+            "interp_blocks_executed": it.blocks_run if it is not None else 0,
+        }
+        total = st.jit_insns + self.stats.interp_instructions + (st.aot_insns if counted else 0)
+        if self.image is None:
+            out["image_coverage"] = 0.0 if total else None
+        else:
+            out["image_coverage"] = round(st.aot_insns / total, 6) if counted and total else None
+        return out
+
     def close(self) -> None:
         if self._jit is not None:
             self._jit.close()
@@ -390,6 +412,7 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
             watchdog.cancel()
         if stats is not None:
             stats.update(machine.stats.to_dict(engine, machine.fallback, time.perf_counter() - t0))
+            stats.update(machine.executed_counts())
             stats["missed_pcs"] = sorted(machine.stats.missed_pcs)
         machine.close()
 

@@ -191,3 +191,39 @@ def test_self_modifying_code_in_the_image(tmp_path, config_dir):
     proc = run_tool([*aotrun_cmd(), "--stats", str(image)])
     assert proc.returncode == 42, proc.stderr
     assert "image translations retired (instruction cache flush" in proc.stderr.decode()
+
+
+def test_executed_code_is_counted_per_engine(tmp_path, config_dir):
+    """rv64_insns (no libc, 32k instructions of checks) executes exactly the
+    same guest instructions on every engine; with `aotc build --count` the
+    image counts its own, and a run needing no fallback has coverage 100%."""
+    from conftest import BIN
+
+    sample = BIN / "rv64_insns.riscv64"
+    image = tmp_path / "counted.so"
+    proc = run_tool([*aotc_cmd(), "build", "-q", "--count", str(sample), "-o", str(image)])
+    assert proc.returncode == 0, proc.stderr
+    counts = {}
+    for engine, target in (("aot", image), ("jit", sample), ("interp", sample)):
+        path = tmp_path / f"{engine}.json"
+        proc = run_tool([*aotrun_cmd(), f"--engine={engine}", f"--stats-json={path}", str(target)])
+        assert proc.returncode == 0, proc.stderr
+        counts[engine] = json.loads(path.read_text())
+    aot, jit, interp = counts["aot"], counts["jit"], counts["interp"]
+    assert interp["interp_instructions"] > 30000
+    assert aot["aot_instructions"] == jit["jit_instructions"] == interp["interp_instructions"]
+    assert aot["jit_instructions"] == 0 and aot["image_coverage"] == 1.0
+    assert jit["image_coverage"] == 0.0 and interp["jit_instructions"] == 0
+    assert min(aot["aot_blocks_executed"], jit["jit_blocks_executed"], interp["interp_blocks_executed"]) > 1000
+
+
+def test_image_coverage_with_fallback(tmp_path, config_dir):
+    """The computed-jump guest: the image runs the first four instructions,
+    the JIT the three at the target (the nop is jumped over)."""
+    image = build(build_guest(tmp_path), ["--count"])
+    path = tmp_path / "stats.json"
+    proc = run_tool([*aotrun_cmd(), f"--stats-json={path}", str(image)])
+    assert proc.returncode == 42, proc.stderr
+    stats = json.loads(path.read_text())
+    assert stats["aot_instructions"] == 4 and stats["jit_instructions"] == 3, stats
+    assert stats["image_coverage"] == round(4 / 7, 6)

@@ -64,15 +64,20 @@ def htab_size(count: int) -> int:
     return size
 
 
-def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated]) -> None:
+def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated],
+               count: str | None = None) -> None:
     """Lift one block's instructions into ``b`` (in region mode as a new
     basic block) and end it; an instruction that cannot be lowered becomes a
-    trap."""
+    trap.  ``count`` ("aot"/"jit"): bump that engine's executed-code
+    counters in the guest state when the block is entered."""
     from aotc.isa.riscv64.semantics import SEMANTICS, lift
 
+    size = len(block.insns) + (block.bad_pc is not None)
     mark = len(b.lines)
     if b.region is not None:
         b.begin_block(block.pc)
+    if count:
+        b.count_block(count, size)
     for i, insn in enumerate(block.insns):
         b.set_insn(insn.pc, insn.next_pc, insn.raw)
         if insn.mnemonic not in SEMANTICS:
@@ -85,6 +90,8 @@ def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated]) -
             untranslated.append(Untranslated(insn.pc, insn.mnemonic, str(e)))
             # Re-lift the prefix, then trap at the failing instruction.
             b.rollback(mark, block.pc)
+            if count:
+                b.count_block(count, size)
             for good in block.insns[:i]:
                 b.set_insn(good.pc, good.next_pc, good.raw)
                 lift(b, good)
@@ -110,17 +117,18 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                dispatch_only: frozenset[int] = frozenset(),
                debug: DebugInfo | None = None,
                barriers: frozenset[int] = frozenset(),
-               optnone: bool = False) -> tuple[str, LLVMBuilder]:
+               optnone: bool = False, count: str | None = None) -> tuple[str, LLVMBuilder]:
     """Lift one block as its own function."""
     b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
                     fault_pc_stores=debug is None, noinline=block.pc in barriers, optnone=optnone)
-    lift_insns(b, block, untranslated)
+    lift_insns(b, block, untranslated, count)
     return b.finish(debug), b
 
 
 def lift_region(members: list[Block], known: "frozenset[int] | set[int]", htab_mask: int,
                 untranslated: list[Untranslated], debug: DebugInfo | None = None,
-                barriers: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
+                barriers: frozenset[int] = frozenset(),
+                count: str | None = None) -> tuple[str, LLVMBuilder]:
     """Lift a region (head first) as one function named after its head."""
     head = members[0].pc
     fp_env = any(m.insns and m.insns[0].mnemonic.startswith("csrr") for m in members)
@@ -128,7 +136,7 @@ def lift_region(members: list[Block], known: "frozenset[int] | set[int]", htab_m
                     noinline=head in barriers, region=frozenset(m.pc for m in members),
                     fp_env=fp_env)
     for block in members:
-        lift_insns(b, block, untranslated)
+        lift_insns(b, block, untranslated, count)
     return b.finish(debug), b
 
 
@@ -148,7 +156,8 @@ Unit = tuple[str, list[Block]]
 
 
 def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
-             untranslated: list[Untranslated], barriers: frozenset[int] = frozenset()) -> str:
+             untranslated: list[Untranslated], barriers: frozenset[int] = frozenset(),
+             count: str | None = None) -> str:
     defined: set[int] = set()
     callees: set[int] = set()
     decls: set[str] = set()
@@ -157,12 +166,12 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
     debug = DebugInfo()
     for kind, members in units:
         if kind == "region":
-            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug)
+            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug, count=count)
         else:
             # Stand-alone copies: their instructions are already reported by
             # the region that holds them.
             text, b = lift_block(members[0], known, htab_mask, [], debug=debug,
-                                 barriers=barriers, optnone=kind == "copy")
+                                 barriers=barriers, optnone=kind == "copy", count=count)
         parts.append(text)
         defined.add(members[0].pc)
         callees |= b.callees
@@ -254,7 +263,8 @@ def _compile_chunk(index: int) -> ChunkResult:
     units: list[Unit] = _WORK["chunks"][index]
     untranslated: list[Untranslated] = []
     t0 = time.perf_counter()
-    ir = chunk_ir(units, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"])
+    ir = chunk_ir(units, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"],
+                  "aot" if _WORK["count"] else None)
     t1 = time.perf_counter()
     if _WORK.get("dump_dir"):
         Path(_WORK["dump_dir"], f"chunk{index:03d}.ll").write_text(ir)
@@ -265,8 +275,10 @@ def _compile_chunk(index: int) -> ChunkResult:
 
 def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | None = None,
                    progress: Callable[[str], None] | None = None,
-                   dump_dir: Path | None = None) -> tuple[list[bytes], list[Untranslated], dict]:
-    """Compile every block into object files (chunked, in parallel)."""
+                   dump_dir: Path | None = None,
+                   count: bool = False) -> tuple[list[bytes], list[Untranslated], dict]:
+    """Compile every block into object files (chunked, in parallel); with
+    ``count``, translated code counts the blocks and instructions it runs."""
     pcs = sorted(blocks)
     known = frozenset(pcs)
     mask = htab_size(len(pcs)) - 1
@@ -281,7 +293,7 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
         chunks[i].append(unit)
         load[i] += weight
     _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir,
-                 barriers=barriers)
+                 barriers=barriers, count=count)
     results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]
     try:
         if jobs > 1 and n_chunks > 1:

@@ -322,6 +322,15 @@ class LLVMBuilder:
     def _declare(self, decl: str) -> None:
         self.intrinsics.add(decl)
 
+    def count_block(self, engine: str, insns: int) -> None:
+        """Add one block of ``insns`` instructions to the state's executed-code
+        counters for ``engine`` ("aot" or "jit"): --stats counting code."""
+        for field, inc in ((f"{engine}_blocks", 1), (f"{engine}_insns", insns)):
+            slot = self._slot(OFFSETS[field])
+            old = self._emit(f"load i64, ptr {slot}, align 8", "i64")
+            new = self._emit(f"add i64 {old}, {inc}", "i64")
+            self.lines.append(f"  store i64 {new}, ptr {slot}, align 8")
+
     # -- constants and widths ----------------------------------------------
     def const(self, value: int, bits: int = 64) -> V:
         value &= (1 << bits) - 1

@@ -19,7 +19,12 @@ class GuestState(ctypes.Structure):
         ("reservation", ctypes.c_uint64),  # LR/SC reserved address, or ~0
         ("fault_pc", ctypes.c_uint64),   # pc of the last memory access (fault reports)
         ("exit_info", ctypes.c_uint64),  # extra word for an exit (e.g. illegal bits)
-        ("insns", ctypes.c_uint64),      # reserved for statistics
+        # Executed-code counters (``--stats``), bumped at block entry by
+        # counting code: JIT code always, image code when built with --count.
+        ("aot_blocks", ctypes.c_uint64),
+        ("aot_insns", ctypes.c_uint64),
+        ("jit_blocks", ctypes.c_uint64),
+        ("jit_insns", ctypes.c_uint64),
     ]
 
 
