@@ -252,23 +252,20 @@ class Interpreter:
                     else:
                         npc = blk.fn(x, f, cpu)
                     nb += cpu.iters if blk.loop else 1
-                except GuestMemoryError as e:
+                except (GuestMemoryError, IllegalTrap) as e:
+                    # Stopped inside the block: count up to and including
+                    # the instruction that faulted or trapped.
                     i = blk.insn_at(e.__traceback__)
                     if blk.loop:
                         n += blk.n * (cpu.iters - 1)
                     n += i + 1
                     pc = blk.pcs[i]
-                    self.fault_addr = getattr(e, "addr", None)
-                    code = EXIT_FAULT
-                    break
-                except IllegalTrap as e:
-                    i = blk.insn_at(e.__traceback__)
-                    if blk.loop:
-                        n += blk.n * (cpu.iters - 1)
-                    n += i + 1
-                    pc = blk.pcs[i]
-                    gstate.exit_info = blk.insns[i].raw
-                    code = EXIT_ILLEGAL
+                    if isinstance(e, IllegalTrap):
+                        gstate.exit_info = blk.insns[i].raw
+                        code = EXIT_ILLEGAL
+                    else:
+                        self.fault_addr = getattr(e, "addr", None)
+                        code = EXIT_FAULT
                     break
                 n += blk.n
                 code = blk.exit
