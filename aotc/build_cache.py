@@ -45,13 +45,9 @@ _LEN = struct.Struct("<Q")
 
 
 def cache_dir() -> Path:
-    explicit = os.environ.get("AOTC_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "aotc"
-    return Path.home() / ".cache" / "aotc"
+    from aotc.user_dirs import user_dir
+
+    return user_dir("AOTC_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
 
 
 def builds_dir(root: Path | None = None) -> Path:

@@ -37,13 +37,9 @@ TRUSTED_KEYS_DIR = "trusted-keys"
 
 
 def default_key_dir() -> Path:
-    explicit = os.environ.get("AOTC_CONFIG_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    if xdg:
-        return Path(xdg) / "aotc"
-    return Path.home() / ".config" / "aotc"
+    from aotc.user_dirs import user_dir
+
+    return user_dir("AOTC_CONFIG_DIR", "XDG_CONFIG_HOME", ".config")
 
 
 def private_key_path(key_dir: Path | None = None) -> Path:
