@@ -143,7 +143,6 @@ class GuestMemory:
                 raise RuntimeSetupError(f"cannot unmap guest range {start:#x}-{end:#x}")
             self._maps = kept
             self._changed(start, end)
-        self._maps = kept
 
     def protect(self, start: int, length: int, prot: int) -> None:
         """mprotect: every page in the range must be mapped (else GuestMemoryError)."""
