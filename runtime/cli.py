@@ -148,7 +148,9 @@ def _report_stats(stats: dict, show: bool, json_path: Path | None, profile: Path
         print(f"aotrun stats: engine {stats['engine']} (fallback {stats['fallback']}), "
               f"wall {stats['wall_seconds']:.3f} s, native entries {stats['native_entries']}, "
               f"lookup misses {stats['lookup_misses']}, {jit}, "
-              f"interp instructions {stats['interp_instructions']}, syscalls {stats['syscalls']}, "
+              f"interp instructions {stats['interp_instructions']}, "
+              + (f"fp-mode exits {stats['fp_mode_exits']}, " if stats.get("fp_mode_exits") else "")
+              + f"syscalls {stats['syscalls']}, "
               f"peak RSS {stats['peak_rss_kib']} KiB", file=sys.stderr)
         aot = ("not counted (image built without --count)" if stats["aot_instructions"] is None
                else f"{stats['aot_instructions']} insns / {stats['aot_blocks_executed']} blocks")

@@ -15,6 +15,7 @@ Protocol on stdin/stdout, each message ``u32 length`` + payload: requests are
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import struct
@@ -39,11 +40,25 @@ def write_msg(f, data: bytes) -> None:
     f.flush()
 
 
+@functools.cache
+def _libgcc() -> list[str]:
+    """The compiler's static runtime library: its soft-float binary128
+    routines (__addtf3 ...) serve RMM rounding (aotc/backend/rmm.py); ``ld``
+    takes only the members the code calls."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return []
+    proc = subprocess.run([cc, "-print-libgcc-file-name"], capture_output=True, text=True)
+    path = proc.stdout.strip()
+    return [path] if proc.returncode == 0 and os.path.isfile(path) else []
+
+
 def link(obj: bytes) -> bytes:
     """Link one object into a shared object with the system linker (``ld``
     directly: the ``cc`` driver costs ~40 ms per region).  ``-z text`` refuses
     text relocations, ``-z separate-code`` keeps code off data pages; FP
-    helpers the code may call (libm's fma) resolve against the runtime."""
+    helpers the code may call (libm's fma) resolve against the runtime,
+    binary128 soft-float from libgcc is linked in."""
     ld = shutil.which("ld")
     if ld is None:
         raise RuntimeError("the JIT needs the system linker 'ld' (install binutils)")
@@ -51,7 +66,7 @@ def link(obj: bytes) -> bytes:
         src, out = os.path.join(tmp, "r.o"), os.path.join(tmp, "r.so")
         with open(src, "wb") as f:
             f.write(obj)
-        proc = subprocess.run([ld, "-shared", "-o", out, src, "--hash-style=gnu", "--build-id=none",
+        proc = subprocess.run([ld, "-shared", "-o", out, src, *_libgcc(), "--hash-style=gnu", "--build-id=none",
                                "-z", "now", "-z", "relro", "-z", "noexecstack", "-z", "separate-code",
                                "-z", "text"], capture_output=True, text=True)
         if proc.returncode != 0:

@@ -21,6 +21,7 @@ from aotc.isa.riscv64.state import (
     EXIT_CONTINUE,
     EXIT_FAULT,
     EXIT_FENCE_I,
+    EXIT_FP_MODE,
     EXIT_ILLEGAL,
     EXIT_MISS,
     EXIT_SYSCALL,
@@ -43,6 +44,7 @@ class RunStats:
     syscalls: int = 0
     native_entries: int = 0          # calls into the native dispatch loop
     lookup_misses: int = 0           # EXIT_MISS returns (no block in either table)
+    fp_mode_exits: int = 0           # EXIT_FP_MODE returns (DYN FP op, frm RMM/reserved)
     jit_compiles: int = 0
     jit_blocks: int = 0
     jit_seconds: list = field(default_factory=list)
@@ -77,6 +79,7 @@ class RunStats:
             "jit_worker_start_ms": round(self.jit_worker_start_seconds * 1000, 3),
             "interp_instructions": self.interp_instructions,
             "interp_entries": self.interp_entries,
+            "fp_mode_exits": self.fp_mode_exits,
             "jit_flushes": self.jit_flushes,
             "image_retired": self.image_retired,
             "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -230,11 +233,19 @@ class Machine:
     def _native_covers(self, pc: int) -> bool:
         return pc in self.image_pcs() or (self._jit is not None and pc in self._jit.pcs)
 
-    def _run_interp(self, fallback: bool) -> int:
+    def _run_fp_mode(self) -> int:
+        """EXIT_FP_MODE: translated code met an FP operation with rm = DYN
+        while frm is RMM (x86 has no such mode) or reserved (SIGILL).  The
+        interpreter runs it, then its basic block when the JIT can take over
+        from there, or on to code the image or the JIT already covers."""
+        self.stats.fp_mode_exits += 1
+        return self._run_interp(fallback=True, block_only=self.fallback == "jit")
+
+    def _run_interp(self, fallback: bool, block_only: bool = False) -> int:
         self.stats.interp_entries += 1
         it = self.interp
         before = it.insns
-        stop = self._native_covers if fallback else None
+        stop = (lambda pc: True) if block_only else self._native_covers if fallback else None
         code = it.run(self.state, stop=stop)
         self.stats.interp_instructions += it.insns - before
         if code == EXIT_FAULT:
@@ -301,6 +312,8 @@ class Machine:
                     guest_pc = self._guest_pc_of_host(host_pc)
                     if guest_pc is not None:
                         st.fault_pc = guest_pc
+            if code == EXIT_FP_MODE:
+                code = self._run_fp_mode()
             while code == EXIT_MISS:
                 code = self._miss(st.pc)
                 if code is None:

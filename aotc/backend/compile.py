@@ -28,7 +28,7 @@ from aotc.errors import AotcError, BuildError
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 6
+CODEGEN_VERSION = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +339,10 @@ def link_shared_object(objects: list[bytes]) -> bytes:
             p.write_bytes(obj)
             paths.append(str(p))
         out = Path(tmp, "image.so")
-        # libm only for the rare FP helper LLVM calls out to (fma without FMA3).
-        cmd = [cc, "-shared", "-nostartfiles", "-o", str(out), *paths, "-lm",
+        # libm only for the rare FP helper LLVM calls out to (fma without FMA3);
+        # libgcc (static: the image needs nothing beyond libc/libm) for the
+        # binary128 soft-float of RMM rounding (aotc/backend/rmm.py).
+        cmd = [cc, "-shared", "-nostartfiles", "-static-libgcc", "-o", str(out), *paths, "-lm",
                "-Wl,--build-id=none,--hash-style=gnu,-z,now,-z,relro,-z,noexecstack,"
                "-z,separate-code,--no-undefined"]
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -15,13 +15,16 @@ is ``aotc.backend.compile``'s job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from aotc.backend.rmm import tie_correction
 from aotc.errors import LoweringError
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
     EXIT_CONTINUE,
     EXIT_FENCE_I,
+    EXIT_FP_MODE,
     EXIT_ILLEGAL,
     EXIT_MISS,
     EXIT_SYSCALL,
@@ -41,9 +44,10 @@ _EXIT_INFO = OFFSETS["exit_info"]
 # while it runs.
 _ROUND_OP = {0: "roundeven", 1: "trunc", 2: "floor", 3: "ceil", 4: "round"}
 RM_DYN = 7
+RM_RMM = 4
 # x86 MXCSR rounding-control bits per RISC-V static rounding mode.  RMM (ties
-# to max magnitude) has no SSE equivalent and rounds like RNE (differs only
-# on exact ties): see docs/capability-matrix.md.
+# to max magnitude) has no SSE equivalent: it runs as RNE and exact ties are
+# then moved away from zero (aotc/backend/rmm.py).
 _RC_OF_RM = {0: 0x0000, 1: 0x6000, 2: 0x2000, 3: 0x4000, 4: 0x0000}
 
 # Host FPU helpers shared by every module (internal, inlined where hot).
@@ -454,6 +458,11 @@ class LLVMBuilder:
         """Store every dirty register back (at each block end): to the state,
         or in region mode to its alloca (``_exit_flush`` then writes the
         allocas to the state at the region's exits)."""
+        self._store_dirty()
+        self._dirty = set()
+        self._fcsr_dirty = self._res_dirty = False
+
+    def _store_dirty(self) -> None:
         dirty = [(key, self._regs[key]) for key in sorted(self._dirty)]
         if self._fcsr_dirty and self._fcsr is not None:
             dirty.append((_KEY_FCSR, self._fcsr))
@@ -466,8 +475,6 @@ class LLVMBuilder:
             else:
                 slot = self._slot(_key_offset(key))
                 self.lines.append(f"  store i64 {v}, ptr {slot}, align 8")
-        self._dirty = set()
-        self._fcsr_dirty = self._res_dirty = False
 
     def _exit_flush(self) -> None:
         """Region mode, at an exit: every register the region writes goes back
@@ -594,17 +601,29 @@ class LLVMBuilder:
     def _static_rm(self, rm: int) -> bool:
         return rm != RM_DYN
 
-    def _rounded(self, key: str, rm: int, ret_ty: str, args: tuple[V, ...], body: str) -> V:
-        """Call a strictfp helper that performs ``body`` under rounding mode ``rm``."""
+    def _rounded(self, key: str, rm: int, ret_ty: str, args: tuple[V, ...], body: str,
+                 tie: str | None = None) -> V:
+        """Call a strictfp helper that performs ``body`` under rounding mode ``rm``.
+
+        RMM runs as RNE; ``tie`` (the operation, see ``rmm.tie_correction``)
+        then moves an exact tie away from zero.  Without it the operation
+        cannot tie (sqrt) or rounds half away by itself."""
         name = f"aotc_{key}_rm{rm}"
         params = ", ".join(f"{a.ty} %a{i}" for i, a in enumerate(args))
+        result = "%r"
+        if rm == RM_RMM and tie is not None:
+            fix, decls = tie_correction(tie, ret_ty, [(a.ty, f"%a{i}") for i, a in enumerate(args)])
+            for d in decls:
+                self._declare(d)
+            body += fix
+            result = "%rmm"
         self._declare(_MXCSR_HELPERS)
         self._declare(
             f"define internal {ret_ty} @{name}({params}) #1 {{\n"
             f"  %saved = call i32 @aotc_push_rc(i32 {_RC_OF_RM[rm]}) #2\n"
             f"{body}"
             f"  call void @aotc_pop_rc(i32 %saved) #2\n"
-            f"  ret {ret_ty} %r\n}}")
+            f"  ret {ret_ty} {result}\n}}")
         argtext = ", ".join(f"{a.ty} {a}" for a in args)
         return self._emit(f"call {ret_ty} @{name}({argtext})", ret_ty)
 
@@ -619,10 +638,32 @@ class LLVMBuilder:
         return (f"  %r = call {rty} @llvm.experimental.constrained.{op}.{suffix}({args}, "
                 f"metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
 
+    def _dynamic(self, inline: "Callable[[], V]") -> V:
+        """An operation with rm = DYN: ``inline`` rounds with the host FPU,
+        which holds the guest's frm while guest code runs, for frm 0-3.  frm
+        = RMM (no x86 mode; rare: C's fenv cannot even select it) or 5-7
+        (reserved: SIGILL) leaves for the interpreter at this instruction
+        (EXIT_FP_MODE), which runs until translated code again.
+
+        Every guard tests the same frm value: LLVM folds all but the first in
+        a block and hoists it out of loops that do not write fcsr."""
+        fcsr = self._stored_fcsr()
+        frm = self._emit(f"lshr i64 {fcsr}, 5", "i64")
+        frm = self._emit(f"and i64 {frm}, 7", "i64")
+        self._n += 1
+        fast, slow = f"dyn{self._n}", f"dynslow{self._n}"
+        usual = self._emit(f"icmp ult i64 {frm}, {RM_RMM}", "i1")
+        self.lines.append(f"  br i1 {usual}, label %{fast}, label %{slow}, !prof !0")
+        self.lines.append(f"{slow}:")
+        self._store_dirty()
+        self._exit(EXIT_FP_MODE, self._pc)
+        self.lines.append(f"{fast}:")
+        return inline()
+
     def fbinop(self, op: str, a: V, b: V, rm: int) -> V:
         if self._static_rm(rm):
-            return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2))
-        return self._keep(self._bin(op, a, b))
+            return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2), tie=op)
+        return self._dynamic(lambda: self._keep(self._bin(op, a, b)))
 
     def _intrinsic(self, name: str, ty: str, *args: V) -> V:
         params = ", ".join(a.ty for a in args)
@@ -631,14 +672,15 @@ class LLVMBuilder:
         return self._emit(f"call {ty} @llvm.{name}.{ty}({argtext})", ty)
 
     def fsqrt(self, a: V, rm: int) -> V:
-        if self._static_rm(rm):
+        if self._static_rm(rm):   # a square root never ties: RMM is RNE
             return self._rounded(f"sqrt_{a.ty}", rm, a.ty, (a,), self._constrained("sqrt", a.ty, 1))
-        return self._keep(self._intrinsic("sqrt", a.ty, a))
+        return self._dynamic(lambda: self._keep(self._intrinsic("sqrt", a.ty, a)))
 
     def fma(self, a: V, b: V, c: V, rm: int) -> V:
         if self._static_rm(rm):
-            return self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c), self._constrained("fma", a.ty, 3))
-        return self._keep(self._intrinsic("fma", a.ty, a, b, c))
+            return self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c), self._constrained("fma", a.ty, 3),
+                                 tie="fma")
+        return self._dynamic(lambda: self._keep(self._intrinsic("fma", a.ty, a, b, c)))
 
     def fcmp(self, pred: str, a: V, b: V) -> V:
         c = self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
@@ -658,26 +700,39 @@ class LLVMBuilder:
             return v
         op = "fpext" if fbits > v.bits else "fptrunc"
         fty = _fty(fbits)
-        if op == "fptrunc" and self._static_rm(rm):
+
+        def helper(rm: int) -> V:
             name = f"llvm.experimental.constrained.fptrunc.{_mangle(fty)}.{_mangle(v.ty)}"
             self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
             body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
-            return self._rounded(f"fptrunc_{fty}", rm, fty, (v,), body)
-        return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
+            return self._rounded(f"fptrunc_{fty}", rm, fty, (v,), body, tie="fptrunc")
+
+        def inline() -> V:
+            return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
+        if not self._static_rm(rm):
+            return self._dynamic(inline)
+        return helper(rm) if op == "fptrunc" else inline()
 
     def int_to_float(self, v: V, fbits: int, signed: bool, rm: int) -> V:
         op = "sitofp" if signed else "uitofp"
         v = self._opaque(v)
         fty = _fty(fbits)
-        if self._static_rm(rm) and v.bits > {32: 24, 64: 53}[fbits]:   # may round
+        may_round = v.bits > {32: 24, 64: 53}[fbits]
+
+        def helper(rm: int) -> V:
             name = f"llvm.experimental.constrained.{op}.{_mangle(fty)}.{v.ty}"
             self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
             body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
-            r = self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body)
+            return self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body, tie=op)
+
+        def inline() -> V:
+            return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
+        if self._static_rm(rm):
+            r = helper(rm) if may_round else inline()
         else:
-            r = self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
+            r = self._dynamic(inline)
         if not signed and v.bits == 64:
             # x86 converts an unsigned 64-bit integer by subtracting equal
             # magic constants: 0 comes out as -0 when rounding down.  The
@@ -697,28 +752,32 @@ class LLVMBuilder:
         saturation are computed explicitly below."""
         fty, ity = v.ty, _ity(bits)
         conv = "fptosi" if signed else "fptoui"
-        rop = _ROUND_OP.get(rm, "nearbyint")
-        round_fn = f"llvm.experimental.constrained.{rop}.{_mangle(fty)}"
-        conv_fn = f"llvm.experimental.constrained.{conv}.{ity}.{_mangle(fty)}"
-        mode_arg = 'metadata !"round.dynamic", ' if rop == "nearbyint" else ""
         pair_ty = f"{{ {fty}, {ity} }}"
-        name = f"aotc_{conv}_{fty}_{ity}_rm{rm}"
-        self._declare(_MXCSR_HELPERS)
-        self._declare(f"declare {fty} @{round_fn}({fty}, {'metadata, ' if mode_arg else ''}metadata)")
-        self._declare(f"declare {ity} @{conv_fn}({fty}, metadata)")
-        self._declare(
-            f"define internal {pair_ty} @{name}({fty} %a0) #1 {{\n"
-            f"  %p = alloca i32\n"
-            f"  call void @llvm.x86.sse.stmxcsr(ptr %p) #2\n"
-            f"  %saved = load i32, ptr %p\n"
-            f"  %r = call {fty} @{round_fn}({fty} %a0, {mode_arg}metadata !\"fpexcept.strict\") #2\n"
-            f"  %i = call {ity} @{conv_fn}({fty} %r, metadata !\"fpexcept.strict\") #2\n"
-            f"  store i32 %saved, ptr %p\n"
-            f"  call void @llvm.x86.sse.ldmxcsr(ptr %p) #2\n"
-            f"  %s0 = insertvalue {pair_ty} poison, {fty} %r, 0\n"
-            f"  %s1 = insertvalue {pair_ty} %s0, {ity} %i, 1\n"
-            f"  ret {pair_ty} %s1\n}}")
-        pair = self._emit(f"call {pair_ty} @{name}({fty} {v})", pair_ty)
+
+        def helper(rm: int) -> V:
+            rop = _ROUND_OP.get(rm, "nearbyint")
+            round_fn = f"llvm.experimental.constrained.{rop}.{_mangle(fty)}"
+            conv_fn = f"llvm.experimental.constrained.{conv}.{ity}.{_mangle(fty)}"
+            mode_arg = 'metadata !"round.dynamic", ' if rop == "nearbyint" else ""
+            name = f"aotc_{conv}_{fty}_{ity}_rm{rm}"
+            self._declare(_MXCSR_HELPERS)
+            self._declare(f"declare {fty} @{round_fn}({fty}, {'metadata, ' if mode_arg else ''}metadata)")
+            self._declare(f"declare {ity} @{conv_fn}({fty}, metadata)")
+            self._declare(
+                f"define internal {pair_ty} @{name}({fty} %a0) #1 {{\n"
+                f"  %p = alloca i32\n"
+                f"  call void @llvm.x86.sse.stmxcsr(ptr %p) #2\n"
+                f"  %saved = load i32, ptr %p\n"
+                f"  %r = call {fty} @{round_fn}({fty} %a0, {mode_arg}metadata !\"fpexcept.strict\") #2\n"
+                f"  %i = call {ity} @{conv_fn}({fty} %r, metadata !\"fpexcept.strict\") #2\n"
+                f"  store i32 %saved, ptr %p\n"
+                f"  call void @llvm.x86.sse.ldmxcsr(ptr %p) #2\n"
+                f"  %s0 = insertvalue {pair_ty} poison, {fty} %r, 0\n"
+                f"  %s1 = insertvalue {pair_ty} %s0, {ity} %i, 1\n"
+                f"  ret {pair_ty} %s1\n}}")
+            return self._emit(f"call {pair_ty} @{name}({fty} {v})", pair_ty)
+        # RMM rounds half away from zero ("round"); DYN with frm = RMM too
+        pair = helper(rm) if self._static_rm(rm) else self._dynamic(lambda: helper(RM_DYN))
         rounded = self._emit(f"extractvalue {pair_ty} {pair}, 0", fty)
         converted = self._emit(f"extractvalue {pair_ty} {pair}, 1", ity)
         # IEEE flags: NV for NaN or a rounded value outside the target range,

@@ -39,3 +39,4 @@ EXIT_ILLEGAL = 3    # illegal instruction at state.pc (exit_info = bits)
 EXIT_BREAK = 4      # ebreak at state.pc
 EXIT_FAULT = 5      # host fault inside the arena (set by the fault handler)
 EXIT_FENCE_I = 6    # fence.i at state.pc; resume at state.pc + size
+EXIT_FP_MODE = 7    # FP op with rm = DYN at state.pc while frm is RMM or reserved: interpret it
