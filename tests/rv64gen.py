@@ -20,10 +20,10 @@ byte-identical.  The engines: an AOT image, ``aotrun --engine jit``,
 before the final ``write``).
 
 Everything is deterministic: CSR writes use constants the generator knows,
-so it tracks frm and never selects an invalid dynamic rounding mode (5-7,
-which qemu traps and AOT code does not: a documented accepted deviation);
-RMM (ties to max magnitude) is emitted only where every engine implements it
-exactly (float -> int conversions) unless ``rmm=True`` (see docs/difftest.md).
+so it tracks frm and never selects an invalid dynamic rounding mode (5-7
+trap with SIGILL, which would end the case: test_bug_classes.py covers it).
+RMM (ties to max magnitude) is used in every operation and as frm (0-4)
+unless ``rmm=False``.
 
 The encoders here are checked against the GNU assembler by
 ``python tests/difftest_campaign.py --check-encoder``.
@@ -403,7 +403,7 @@ class GenOptions:
     fp_ops: float = 1.0
     csr_ops: float = 0.2
     c_ops: float = 0.4
-    rmm: bool = False          # RMM where AOT/JIT round like RNE on ties (accepted deviation)
+    rmm: bool = True           # RMM as a static mode of every FP operation and as frm
     singles: bool = True       # single-precision operations (and flw/fsw, fmv.w.x/x.w, fcvt.s.d/d.s)
     minmax: bool = True        # fmin/fmax
 

@@ -16,6 +16,8 @@ None comes from the code under test.
 
 from __future__ import annotations
 
+import json
+
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,7 +87,6 @@ class Check:
     loc: str            # "x5", "f3", "fcsr", "mem+16" (8-byte word)
     value: int
     label: str
-    deviation: frozenset[str] = frozenset()   # engines with a documented accepted deviation
 
 
 @dataclass
@@ -128,8 +129,8 @@ class CaseBuilder:
     def emit(self, *insns: Insn) -> None:
         self.items.append(list(insns))
 
-    def expect(self, loc: str, value: int, label: str, deviation: frozenset[str] = frozenset()) -> None:
-        self.prog.checks.append(Check(self.cls, self.index, loc, value & M64, label, deviation))
+    def expect(self, loc: str, value: int, label: str) -> None:
+        self.prog.checks.append(Check(self.cls, self.index, loc, value & M64, label))
 
     def room(self, x: int = 0, f: int = 0) -> bool:
         return len(self.free_x) >= x and len(self.free_f) >= f
@@ -361,7 +362,7 @@ class FpCase:
     op: str                 # assembler-like name, e.g. fadd.d
     srcs: tuple[int, ...]   # raw register values (x for fcvt from int)
     results: dict[int, tuple[int, int]]   # rm -> (result raw, fflags)
-    rmm_tie: bool = False   # an exact tie: DYN with frm = RMM is a documented AOT/JIT deviation
+    rmm_tie: bool = False   # an exact tie: RMM and RNE differ (also checked under DYN)
 
 
 def _fp_table() -> list[FpCase]:
@@ -540,7 +541,7 @@ def _int_srcs(op: str) -> bool:
 
 
 def fp_check(b: Builder, c: CaseBuilder, cls: str, label: str, op: str, srcs: tuple[int, ...], rm: int,
-             result: int, flags: int, dyn: bool = False, deviation: frozenset[str] = frozenset()) -> CaseBuilder:
+             result: int, flags: int, dyn: bool = False) -> CaseBuilder:
     """Run ``op`` (static rm, or DYN with frm set by csrrwi) and read-and-clear fflags after it.
 
     A case's fcsr starts at 0 and every check ends with ``csrrw xK, fflags, x0``,
@@ -559,8 +560,8 @@ def fp_check(b: Builder, c: CaseBuilder, cls: str, label: str, op: str, srcs: tu
         c.frm = rm
     c.emit(*pre, _fp_insn(op, rd, regs, DYN if dyn else rm), csr("csrrw", fl, FFLAGS, 0))
     mode = f"{'dyn=' if dyn else ''}{g.RM_NAMES[rm]}"
-    c.expect(f"{'x' if _int_dest(op) else 'f'}{rd}", result, f"{label} [{mode}]", deviation)
-    c.expect(f"x{fl}", flags, f"{label} [{mode}] fflags", deviation)
+    c.expect(f"{'x' if _int_dest(op) else 'f'}{rd}", result, f"{label} [{mode}]")
+    c.expect(f"x{fl}", flags, f"{label} [{mode}] fflags")
     return c
 
 
@@ -583,8 +584,7 @@ def rounding(b: Builder) -> None:
         for fc in dyn_table:
             if rm in fc.results:
                 res, fl = fc.results[rm]
-                dev = frozenset({"aot", "jit"}) if rm == RMM and fc.rmm_tie else frozenset()
-                c = fp_check(b, c, "rounding", fc.label, fc.op, fc.srcs, rm, res, fl, dyn=True, deviation=dev)
+                c = fp_check(b, c, "rounding", fc.label, fc.op, fc.srcs, rm, res, fl, dyn=True)
     for label, op, srcs, res, fl in FP_NO_RM:
         c = fp_check(b, c, "rounding", label, op, srcs, 0, res, fl)
     # frm / fflags / fcsr through every CSR form (register and immediate)
@@ -603,17 +603,46 @@ def rounding(b: Builder) -> None:
     c.expect("fcsr", 0x3A, "fcsr after the CSR sequence")
 
 
+# RMM (ties to max magnitude) cases: exact ties where RNE's even neighbour is
+# the one nearer zero (RMM must take the other), and near-ties that are not
+# ties.  x86 has no RMM mode: translated code corrects ties after RNE.
+_RMM_CASES: tuple[tuple[str, str, tuple[int, ...], int, int], ...] = (
+    ("1 + 2^-53 (tie)", "fadd.d", (d(1.0), d(2.0 ** -53)), d(1 + 2.0 ** -52), NX),
+    ("-1 - 2^-53 (tie)", "fsub.d", (d(-1.0), d(2.0 ** -53)), d(-(1 + 2.0 ** -52)), NX),
+    ("1 + (2^-53 - 2^-106) (below the tie)", "fadd.d", (d(1.0), d(2.0 ** -53 - 2.0 ** -106)), d(1.0), NX),
+    ("1.5 (1 + 3*2^-52) (tie)", "fmul.d", (d(1.5), d(1 + 3 * 2.0 ** -52)), d(1.5 + 5 * 2.0 ** -52), NX),
+    ("2^-1074 * 0.5 (tie, UF)", "fmul.d", (1, d(0.5)), 1, UF | NX),
+    ("-2^-1074 * 0.5 (tie, UF)", "fmul.d", (1 | 1 << 63, d(0.5)), 1 | 1 << 63, UF | NX),
+    ("2^-1074 / 2 (tie, UF)", "fdiv.d", (1, d(2.0)), 1, UF | NX),
+    ("2^-1074 / 3 (below the tie, UF)", "fdiv.d", (1, d(3.0)), 0, UF | NX),
+    ("1 * 1 + 2^-53 (fused tie)", "fmadd.d", (d(1.0), d(1.0), d(2.0 ** -53)), d(1 + 2.0 ** -52), NX),
+    ("-(1 * 1) - 2^-53 (fused tie)", "fnmadd.d", (d(1.0), d(1.0), d(2.0 ** -53)), d(-(1 + 2.0 ** -52)), NX),
+    ("(1+2^-52)(1-2^-52) + 2^-53 (fused, not a tie)", "fmadd.d",
+     (d(1 + 2.0 ** -52), d(1 - 2.0 ** -52), d(2.0 ** -53)), d(1.0), NX),
+    ("sqrt 2 (never a tie)", "fsqrt.d", (d(2.0),), 0x3FF6A09E667F3BCD, NX),
+    ("single: 1 + 2^-24 (tie)", "fadd.s", (BOX | s(1.0), BOX | s(2.0 ** -24)), BOX | 0x3F800001, NX),
+    ("single: 1.5 (1 + 3*2^-23) (tie)", "fmul.s", (BOX | s(1.5), BOX | s(1 + 3 * 2.0 ** -23)),
+     BOX | s(1.5 + 5 * 2.0 ** -23), NX),
+    ("single: 2^-149 / 2 (tie, UF)", "fdiv.s", (BOX | 1, BOX | s(2.0)), BOX | 1, UF | NX),
+    ("single: 1 * 1 + 2^-24 (fused tie)", "fmadd.s", (BOX | s(1.0), BOX | s(1.0), BOX | s(2.0 ** -24)),
+     BOX | 0x3F800001, NX),
+    ("fcvt.s.d 1+2^-24 (tie)", "fcvt.s.d", (d(1 + 2.0 ** -24),), BOX | 0x3F800001, NX),
+    ("fcvt.d.l 2^53+1 (tie)", "fcvt.d.l", (2 ** 53 + 1,), d(2.0 ** 53 + 2), NX),
+    ("fcvt.d.l -(2^53+1) (tie)", "fcvt.d.l", (-(2 ** 53 + 1),), d(-(2.0 ** 53 + 2)), NX),
+    ("fcvt.d.lu 2^63+2^10 (tie)", "fcvt.d.lu", (2 ** 63 + 2 ** 10,), d(2.0 ** 63 + 2 ** 11), NX),
+    ("fcvt.s.w 2^24+1 (tie)", "fcvt.s.w", (2 ** 24 + 1,), BOX | s(2.0 ** 24 + 2), NX),
+    ("fcvt.s.wu 2^24+1 (tie)", "fcvt.s.wu", (2 ** 24 + 1,), BOX | s(2.0 ** 24 + 2), NX),
+    ("fcvt.s.l 2^24+1 (tie)", "fcvt.s.l", (2 ** 24 + 1,), BOX | s(2.0 ** 24 + 2), NX),
+    ("fcvt.s.lu 2^40+2^16 (tie)", "fcvt.s.lu", (2 ** 40 + 2 ** 16,), BOX | s(2.0 ** 40 + 2 ** 17), NX),
+)
+
+
 def rmm_ties(b: Builder) -> None:
-    """RMM on exact ties: AOT/JIT code rounds like RNE (documented accepted deviation)."""
+    """RMM on exact ties and near-ties, static and DYN (frm = RMM)."""
     c = b.case("rmm-ties")
-    aotjit = frozenset({"aot", "jit"})
-    for label, op, srcs, res in (
-            ("1 + 2^-53 (tie)", "fadd.d", (d(1.0), d(2.0 ** -53)), d(1 + 2.0 ** -52)),
-            ("2^-1074 * 0.5 (tie, UF)", "fmul.d", (1, d(0.5)), 1),
-            ("fcvt.s.d 1+2^-24 (tie)", "fcvt.s.d", (d(1 + 2.0 ** -24),), BOX | 0x3F800001)):
-        fl = NX | (UF if "UF" in label else 0)
+    for label, op, srcs, res, fl in _RMM_CASES:
         for dyn in (False, True):
-            c = fp_check(b, c, "rmm-ties", label, op, srcs, RMM, res, fl, dyn, deviation=aotjit)
+            c = fp_check(b, c, "rmm-ties", label, op, srcs, RMM, res, fl, dyn)
 
 
 def dead_results(b: Builder) -> None:
@@ -774,11 +803,13 @@ def states(tmp_path_factory, build_image_cached) -> tuple[Builder, dict[str, lis
     out: dict[str, list[g.State] | str] = {}
     for name, cmd in (("aot", ["--fallback=none", str(image)]), ("jit", ["--engine=jit", str(guest)]),
                       ("interp", ["--engine=interp", str(guest)])):
-        p = run_tool([*aotrun_cmd(), *cmd])
+        stats = d_ / f"{name}-stats.json"
+        p = run_tool([*aotrun_cmd(), f"--stats-json={stats}", *cmd])
         if p.returncode != 0:       # reported by each of this engine's tests
             out[name] = f"aotrun exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}"
             continue
         out[name] = g.parse_output(p.stdout, len(prog.cases))
+        out[f"{name}-stats"] = json.loads(stats.read_text())
     if g.qemu_path():
         out["qemu"] = g.parse_output(g.run_subprocess([g.qemu_path(), str(guest)]), len(prog.cases))
     return b, out
@@ -793,7 +824,7 @@ def _value(st: g.State, loc: str) -> int:
     return (st.x if loc[0] == "x" else st.f)[int(loc[1:])]
 
 
-def _check_class(states, cls: str, engine: str, want_deviation: bool = False) -> None:
+def _check_class(states, cls: str, engine: str) -> None:
     b, out = states
     if engine not in out:
         pytest.skip("qemu-riscv64 is not installed: the expectations are not cross-checked against it")
@@ -804,9 +835,6 @@ def _check_class(states, cls: str, engine: str, want_deviation: bool = False) ->
     bad = []
     for ch in checks:
         got = _value(out[engine][ch.case], ch.loc)
-        deviates = engine in ch.deviation
-        if deviates != want_deviation:
-            continue
         if got != ch.value:
             bad.append(f"{ch.label}: {ch.loc} = {got:#x}, expected {ch.value:#x}")
     assert not bad, f"{engine}: {len(bad)} of {len(checks)} checks fail:\n" + "\n".join(bad[:40])
@@ -818,18 +846,22 @@ ENGINES = ["aot", "jit", "interp", "qemu"]
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("cls", list(CLASSES))
 def test_bug_class(states, cls, engine):
-    """Every check of the class holds on the engine (documented deviations are
-    checked by test_rmm_ties_aot_jit instead)."""
+    """Every check of the class holds on the engine."""
     _check_class(states, cls, engine)
 
 
-@pytest.mark.xfail(strict=True, reason="accepted deviation (docs/difftest.md): x86 has no ties-to-max-magnitude "
-                                       "mode; AOT/JIT code rounds RMM ties (static RMM arithmetic, and "
-                                       "anything under DYN with frm = RMM) like RNE")
 @pytest.mark.parametrize("engine", ["aot", "jit"])
-def test_rmm_ties_aot_jit(states, engine):
-    _check_class(states, "rmm-ties", engine, want_deviation=True)
-    _check_class(states, "rounding", engine, want_deviation=True)
+def test_dynamic_rmm_leaves_for_the_interpreter(states, engine):
+    """Translated code has no RMM rounding for rm = DYN: with frm = RMM each
+    DYN operation leaves (EXIT_FP_MODE) and the interpreter runs it, even
+    under --fallback=none; static-RMM operations stay in translated code."""
+    _, out = states
+    if isinstance(out.get(engine), str):
+        pytest.fail(out[engine])
+    st = out[f"{engine}-stats"]
+    assert st["fp_mode_exits"] >= 1, st
+    assert st["interp_instructions"] >= len(_RMM_CASES), st
+    assert st["native_entries"] > st["fp_mode_exits"], st
 
 
 def _invalid_frm_program() -> g.Program:
@@ -840,12 +872,7 @@ def _invalid_frm_program() -> g.Program:
     return g.build_program([c])
 
 
-_FRM_DEVIATION = pytest.mark.xfail(strict=True, reason="accepted deviation (docs/difftest.md): AOT/JIT code "
-                                                      "rounds with an invalid frm as RNE instead of trapping")
-
-
-@pytest.mark.parametrize("engine", [pytest.param("aot", marks=_FRM_DEVIATION),
-                                    pytest.param("jit", marks=_FRM_DEVIATION), "interp", "qemu"])
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp", "qemu"])
 def test_invalid_dynamic_frm_is_sigill(engine, tmp_path, build_image_cached):
     """An FP instruction with rm = DYN while frm holds 5-7 is illegal (SIGILL)."""
     guest = tmp_path / "frm5.riscv64"
