@@ -710,6 +710,45 @@ def nan_boxing(b: Builder) -> None:
     c.expect(f"f{fl_}", BOX | 0x3F800000, "flw boxes")
 
 
+def nan_chains(b: Builder) -> None:
+    """A NaN made by arithmetic (x86 makes the negative default NaN) flowing
+    into further arithmetic, and read bit by bit (sign injection, fmv, store,
+    fclass, conversion): translated code canonicalises only where the bits
+    are observed, so every observer must still see the canonical NaN."""
+    c = b.case("nan-chains")
+    zero_d, one_d = c.fsrc(0), c.fsrc(d(1.0))
+    zero_s, one_s = c.fsrc(BOX), c.fsrc(BOX | s(1.0))
+    nd, md, sd, rd_, ud, ns, qs, ts = (c.fres() for _ in range(8))
+    xa, xb, xc, fl = (c.xres() for _ in range(4))
+    c.emit(_fp_insn("fdiv.d", nd, [zero_d, zero_d], RNE),          # 0/0: NaN, NV
+           _fp_insn("fmul.d", md, [nd, one_d], RNE),               # NaN * 1
+           w32(opfp(0x04, "d", 1, sd, nd, nd), f"fsgnjn.d f{sd}, f{nd}, f{nd}"),
+           w32(opfp(0x1C, "d", 0, xa, nd, 0), f"fmv.x.d x{xa}, f{nd}"),
+           w32(s_type(0x27, 3, SP, nd, 48), f"fsd f{nd}, 48(x2)"),
+           _fp_insn("fmin.d", rd_, [nd, one_d], RNE),              # the number
+           _fp_insn("feq.d", xb, [nd, nd], RNE),                   # quiet: no NV
+           _fp_insn("fclass.d", xc, [md], RNE),
+           _fp_insn("fcvt.s.d", ud, [md], RNE),
+           _fp_insn("fdiv.s", ns, [zero_s, zero_s], RNE),
+           _fp_insn("fadd.s", qs, [ns, one_s], RNE),
+           w32(opfp(0x04, "s", 1, ts, qs, qs), f"fsgnjn.s f{ts}, f{qs}, f{qs}"),
+           csr("csrrw", fl, FFLAGS, 0))
+    canon_d, canon_s = 0x7FF8000000000000, BOX | 0x7FC00000
+    c.expect(f"f{nd}", canon_d, "0/0 (double)")
+    c.expect(f"f{md}", canon_d, "NaN * 1")
+    c.expect(f"f{sd}", canon_d | 1 << 63, "fsgnjn of an arithmetic NaN")
+    c.expect(f"x{xa}", canon_d, "fmv.x.d of an arithmetic NaN")
+    c.expect("mem+48", canon_d, "fsd of an arithmetic NaN")
+    c.expect(f"f{rd_}", d(1.0), "fmin(NaN, 1)")
+    c.expect(f"x{xb}", 0, "feq(NaN, NaN)")
+    c.expect(f"x{xc}", 0x200, "fclass of an arithmetic NaN: quiet")
+    c.expect(f"f{ud}", canon_s, "fcvt.s.d of an arithmetic NaN")
+    c.expect(f"f{ns}", canon_s, "0/0 (single)")
+    c.expect(f"f{qs}", canon_s, "NaN + 1 (single)")
+    c.expect(f"f{ts}", BOX | 0xFFC00000, "fsgnjn.s of an arithmetic NaN")
+    c.expect(f"x{fl}", NV, "fflags: NV from 0/0 only")
+
+
 def lr_sc(b: Builder) -> None:
     """LR/SC: success, SC without reservation, SC to another address, second SC."""
     c = b.case("lr-sc")
@@ -778,7 +817,7 @@ def amo_ops(b: Builder) -> None:
 
 CLASSES = {"w-ops": w_ops, "aliasing": aliasing, "division": division, "misaligned": misaligned,
            "rounding": rounding, "rmm-ties": rmm_ties, "dead-results": dead_results, "csr-after-fp": csr_after_fp,
-           "nan-boxing": nan_boxing,
+           "nan-boxing": nan_boxing, "nan-chains": nan_chains,
            "lr-sc": lr_sc, "amo": amo_ops}
 
 

@@ -28,7 +28,7 @@ from aotc.errors import AotcError, BuildError
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 7
+CODEGEN_VERSION = 8
 
 
 @dataclass(frozen=True, slots=True)

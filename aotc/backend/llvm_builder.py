@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from aotc.backend.rmm import tie_correction
 from aotc.errors import LoweringError
+from aotc.isa.riscv64.semantics.rvf import CANONICAL_NAN as _CANONICAL_NAN
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
     EXIT_CONTINUE,
@@ -260,6 +261,16 @@ class LLVMBuilder:
         self._res_dirty = False
         self._mxcsr: "tuple[V, int] | None" = None   # last MXCSR read, at which _fp_ops
         self._fp_ops = 0
+        # NaN canonicalisation stays off the FP data path: an arithmetic
+        # result (x86 NaN results are quiet) is written as canonical(f) =
+        # select(f uno f, canonical NaN, bits(f)); an FP operation that reads
+        # those bits back uses f itself, since it cannot tell a quiet NaN's
+        # payload and canonicalises its own result.  Bit-level readers
+        # (fsgnj, fmv, stores, fclass) still see canonical(f).
+        self._quiet: set[str] = set()          # FP results that are never signalling NaNs
+        self._bits_of: dict[str, V] = {}       # bitcast_to_int result -> its float
+        self._uno_of: dict[str, V] = {}        # fcmp uno f, f result -> f
+        self._canonical_of: dict[str, V] = {}  # canonical(f) bits -> f
         self._pc = entry_pc
         self._next_pc = entry_pc
         self._raw = 0
@@ -398,7 +409,10 @@ class LLVMBuilder:
             # opaque copy, so LLVM cannot move or duplicate the FP compares
             # and operations behind it past a later fcsr write, where their
             # invalid flag would land in the new fcsr.
+            f = self._canonical_of.get(v.name)
             v = self._emit(f'call i64 asm sideeffect "", "=r,0"(i64 {v})', "i64")
+            if f is not None:
+                self._canonical_of[v.name] = f
         self._regs[32 + r] = v
         self._dirty.add(32 + r)
 
@@ -535,7 +549,12 @@ class LLVMBuilder:
     def select(self, cond: V, a: V, b: V) -> V:
         if a.ty != b.ty:
             raise LoweringError(self._pc, "select", f"operand types differ: {a.ty} vs {b.ty}")
-        return self._emit(f"select i1 {cond}, {a.ty} {a}, {a.ty} {b}", a.ty)
+        r = self._emit(f"select i1 {cond}, {a.ty} {a}, {a.ty} {b}", a.ty)
+        f = self._uno_of.get(cond.name)
+        if (f is not None and f.name in self._quiet and self._bits_of.get(b.name) == f
+                and a == self.const(_CANONICAL_NAN[f.bits], f.bits)):
+            self._canonical_of[r.name] = f
+        return r
 
     def _bitcount(self, name: str, v: V, extra: str = "") -> V:
         self._declare(f"declare {v.ty} @llvm.{name}.{v.ty}({v.ty}{', i1' if extra else ''})")
@@ -590,13 +609,25 @@ class LLVMBuilder:
         return v
 
     def bitcast_to_float(self, v: V) -> V:
+        f = self._canonical_of.get(v.name)
+        if f is not None:
+            self._fp_ops += 1
+            if self.fp_env:    # ordered against MXCSR accesses, as _opaque would
+                return self._emit(f'call {f.ty} asm sideeffect "", "=x,0"({f.ty} {f})', f.ty)
+            return f
         fty = _fty(v.bits)
         v = self._opaque(v)
         return self._emit(f"bitcast {v.ty} {v} to {fty}", fty)
 
     def bitcast_to_int(self, v: V) -> V:
         ity = _ity(v.bits)
-        return self._emit(f"bitcast {v.ty} {v} to {ity}", ity)
+        r = self._emit(f"bitcast {v.ty} {v} to {ity}", ity)
+        self._bits_of[r.name] = v
+        return r
+
+    def _quiet_result(self, v: V) -> V:
+        self._quiet.add(v.name)
+        return v
 
     def _static_rm(self, rm: int) -> bool:
         return rm != RM_DYN
@@ -662,8 +693,9 @@ class LLVMBuilder:
 
     def fbinop(self, op: str, a: V, b: V, rm: int) -> V:
         if self._static_rm(rm):
-            return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2), tie=op)
-        return self._dynamic(lambda: self._keep(self._bin(op, a, b)))
+            return self._quiet_result(
+                self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2), tie=op))
+        return self._quiet_result(self._dynamic(lambda: self._keep(self._bin(op, a, b))))
 
     def _intrinsic(self, name: str, ty: str, *args: V) -> V:
         params = ", ".join(a.ty for a in args)
@@ -673,14 +705,15 @@ class LLVMBuilder:
 
     def fsqrt(self, a: V, rm: int) -> V:
         if self._static_rm(rm):   # a square root never ties: RMM is RNE
-            return self._rounded(f"sqrt_{a.ty}", rm, a.ty, (a,), self._constrained("sqrt", a.ty, 1))
-        return self._dynamic(lambda: self._keep(self._intrinsic("sqrt", a.ty, a)))
+            return self._quiet_result(
+                self._rounded(f"sqrt_{a.ty}", rm, a.ty, (a,), self._constrained("sqrt", a.ty, 1)))
+        return self._quiet_result(self._dynamic(lambda: self._keep(self._intrinsic("sqrt", a.ty, a))))
 
     def fma(self, a: V, b: V, c: V, rm: int) -> V:
         if self._static_rm(rm):
-            return self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c), self._constrained("fma", a.ty, 3),
-                                 tie="fma")
-        return self._dynamic(lambda: self._keep(self._intrinsic("fma", a.ty, a, b, c)))
+            return self._quiet_result(self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c),
+                                                    self._constrained("fma", a.ty, 3), tie="fma"))
+        return self._quiet_result(self._dynamic(lambda: self._keep(self._intrinsic("fma", a.ty, a, b, c))))
 
     def fcmp(self, pred: str, a: V, b: V) -> V:
         c = self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
@@ -693,6 +726,8 @@ class LLVMBuilder:
             z = self._emit(f"zext i1 {c} to i32", "i32")
             z = self._emit(f'call i32 asm sideeffect "", "=r,0"(i32 {z})', "i32")
             c = self._emit(f"icmp ne i32 {z}, 0", "i1")
+        if pred == "uno" and a == b:
+            self._uno_of[c.name] = a
         return c
 
     def fconvert(self, v: V, fbits: int, rm: int) -> V:
@@ -711,8 +746,8 @@ class LLVMBuilder:
         def inline() -> V:
             return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
         if not self._static_rm(rm):
-            return self._dynamic(inline)
-        return helper(rm) if op == "fptrunc" else inline()
+            return self._quiet_result(self._dynamic(inline))
+        return self._quiet_result(helper(rm) if op == "fptrunc" else inline())
 
     def int_to_float(self, v: V, fbits: int, signed: bool, rm: int) -> V:
         op = "sitofp" if signed else "uitofp"
