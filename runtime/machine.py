@@ -76,6 +76,7 @@ class RunStats:
             "jit_compile_ms_p50": pct(0.50),
             "jit_compile_ms_p99": pct(0.99),
             "jit_compile_ms_total": round(sum(lat) * 1000, 3),
+            "jit_compile_ms": [round(s * 1000, 3) for s in self.jit_seconds],   # per compile, in order
             "jit_worker_start_ms": round(self.jit_worker_start_seconds * 1000, 3),
             "interp_instructions": self.interp_instructions,
             "interp_entries": self.interp_entries,

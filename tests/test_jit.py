@@ -69,6 +69,7 @@ def test_jit_fallback_runs_missed_block(missing_image, tmp_path):
     assert stats["fallback"] == "jit"
     assert stats["lookup_misses"] == 1 and stats["jit_compiles"] == 1, stats
     assert stats["jit_blocks"] >= 1 and stats["jit_compile_ms_p50"] > 0
+    assert stats["jit_compile_ms"] == [stats["jit_compile_ms_p50"]] == [stats["jit_compile_ms_p99"]]
     assert stats["interp_instructions"] == 0
     assert "lookup misses 1" in err and "jit compiles 1" in err, err
 
@@ -215,6 +216,13 @@ def test_executed_code_is_counted_per_engine(tmp_path, config_dir):
     assert aot["jit_instructions"] == 0 and aot["image_coverage"] == 1.0
     assert jit["image_coverage"] == 0.0 and interp["jit_instructions"] == 0
     assert min(aot["aot_blocks_executed"], jit["jit_blocks_executed"], interp["interp_blocks_executed"]) > 1000
+    # every compile's latency, in order; the percentiles are taken from that list
+    lat = jit["jit_compile_ms"]
+    assert len(lat) == jit["jit_compiles"] > 1 and min(lat) > 0
+    assert min(lat) <= jit["jit_compile_ms_p50"] <= jit["jit_compile_ms_p99"] <= max(lat)
+    assert jit["jit_compile_ms_p50"] in lat and jit["jit_compile_ms_p99"] in lat
+    assert sum(lat) == pytest.approx(jit["jit_compile_ms_total"], abs=0.001 * len(lat))
+    assert aot["jit_compile_ms"] == interp["jit_compile_ms"] == [] and aot["jit_compiles"] == 0
 
 
 def test_image_coverage_with_fallback(tmp_path, config_dir):
