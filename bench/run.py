@@ -6,9 +6,13 @@ build` (timed), then runs native, qemu-riscv64 (when installed) and aotrun
 interleaved, --reps times each, checks all three print the same output, and
 reports medians, per-program ratios and geometric means; also build speed,
 image size vs guest code, aotrun start-up for hello, and peak memory.
+Unless --no-jit, each program also runs once on the JIT engine (`aotrun
+--engine jit guest.elf`, output checked against native) for JIT compile
+latency: per program compiles, p50/p99 and wall time, and p50/p99 of all
+compiles in the suite pooled.
 Not a test: machines are noisy, so only ratios from one run mean anything.
 
-    python bench/run.py [--reps 3] [--only crc32,matmul] [--write-docs]
+    python bench/run.py [--reps 3] [--only crc32,matmul] [--no-jit] [--write-docs]
 
 --write-docs replaces the generated section of docs/performance.md and
 writes docs/performance.png (needs matplotlib; skipped with a note if absent).
@@ -58,12 +62,33 @@ def geomean(xs: list[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
+def percentile(xs: list[float], q: float) -> float | None:
+    """The same rank rule as aotrun's jit_compile_ms_p50/p99 (runtime/machine.py)."""
+    lat = sorted(xs)
+    return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+
+
+def jit_run(aotrun: str, guest: Path, env: dict[str, str], tmp: str) -> tuple[dict, bytes]:
+    """One run of the guest ELF on the JIT engine: its --stats-json and stdout."""
+    stats_path = Path(tmp, f"{guest.stem}.jit-stats.json")
+    dt, out, _ = run_measured([aotrun, "--engine", "jit", "--stats-json", str(stats_path), str(guest)], env)
+    stats = json.loads(stats_path.read_text())
+    lat = stats["jit_compile_ms"]
+    if len(lat) != stats["jit_compiles"]:
+        sys.exit(f"{guest.name}: jit_compile_ms has {len(lat)} entries, jit_compiles is {stats['jit_compiles']}")
+    return {"jit_s": dt, "jit_compiles": stats["jit_compiles"], "jit_blocks": stats["jit_blocks"],
+            "jit_compile_ms_p50": stats["jit_compile_ms_p50"], "jit_compile_ms_p99": stats["jit_compile_ms_p99"],
+            "jit_compile_ms_total": stats["jit_compile_ms_total"], "jit_compile_ms": lat}, out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="aotc benchmark runner")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated program names")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-jit", action="store_true",
+                    help="skip the JIT-engine run per program (JIT compile latency)")
     args = ap.parse_args()
 
     aotc, aotrun, qemu = shutil.which("aotc"), shutil.which("aotrun"), shutil.which("qemu-riscv64")
@@ -96,6 +121,9 @@ def main() -> None:
                     dt, out, _ = run_measured(cmd, env)
                     times[who].append(dt)
                     outs[who] = out
+            jit: dict = {}
+            if not args.no_jit:
+                jit, outs["jit"] = jit_run(aotrun, guest, env, tmp)
             for who, out in outs.items():
                 if out != outs["native"]:
                     sys.exit(f"{name}: {who} output differs from native: {out[:120]!r} vs {outs['native'][:120]!r}")
@@ -111,11 +139,14 @@ def main() -> None:
                 "image_bytes": report["image_bytes"], "guest_code_bytes": report["guest_code_bytes"],
                 "aotrun_peak_kib": peak_rss([aotrun, str(image)], env),
                 "native_peak_kib": peak_rss([str(native)], env),
+                **jit,
             }
             rows.append(row)
             print(f"{name:9s} native {row['native_s']:.3f}s  aotrun {row['aotrun_s']:.3f}s "
                   f"({row['aotrun_vs_native']:.2f}x native)"
-                  + (f"  qemu {row['qemu_s']:.3f}s (aotrun {row['aotrun_vs_qemu']:.2f}x qemu)" if qemu else ""),
+                  + (f"  qemu {row['qemu_s']:.3f}s (aotrun {row['aotrun_vs_qemu']:.2f}x qemu)" if qemu else "")
+                  + (f"  jit {row['jit_s']:.3f}s: {row['jit_compiles']} compiles, p50 {row['jit_compile_ms_p50']} ms, "
+                     f"p99 {row['jit_compile_ms_p99']} ms" if jit else ""),
                   flush=True)
         # start-up: hello (musl: smallest) translated once, run several times
         hello = ROOT / "samples" / "bin" / "hello.riscv64-musl"
@@ -133,15 +164,46 @@ def main() -> None:
         "geomean_qemu_vs_native": geomean([r["qemu_vs_native"] for r in rows if r["qemu_vs_native"]]) if qemu else None,
         "hello_musl_startup_s": statistics.median(starts),
         "hello_glibc_startup_s": statistics.median(gstarts),
-        "jit_latency": "n/a: the JIT is not part of this measurement",
+        "jit_latency": None if args.no_jit else jit_summary(rows),
     }
     if args.json:
         print(json.dumps({"rows": rows, "summary": summary}, indent=2))
     print(f"geomean: aotrun {summary['geomean_aotrun_vs_native']:.3f}x native"
           + (f", {summary['geomean_aotrun_vs_qemu']:.2f}x qemu (qemu {summary['geomean_qemu_vs_native']:.3f}x native)" if qemu else ""))
     print(f"aotrun start-up (hello): musl {summary['hello_musl_startup_s']:.3f}s, glibc {summary['hello_glibc_startup_s']:.3f}s")
+    if summary["jit_latency"]:
+        j = summary["jit_latency"]
+        print(f"JIT compile latency (all {j['compiles']} compiles pooled): p50 {j['p50_ms']:.3f} ms, "
+              f"p99 {j['p99_ms']:.3f} ms; JIT run wall time total {j['jit_s_total']:.1f}s")
+    else:
+        print("JIT compile latency: skipped (--no-jit)")
     if args.write_docs:
         write_docs(rows, summary)
+
+
+def jit_summary(rows: list[dict]) -> dict:
+    """Compile latencies of every program's JIT run, pooled."""
+    pooled = [ms for r in rows for ms in r["jit_compile_ms"]]
+    return {"compiles": len(pooled), "p50_ms": percentile(pooled, 0.50), "p99_ms": percentile(pooled, 0.99),
+            "jit_s_total": sum(r["jit_s"] for r in rows)}
+
+
+def jit_doc_lines(rows: list[dict], summary: dict) -> list[str]:
+    """The JIT compile latency table of the generated section (empty with --no-jit)."""
+    j = summary["jit_latency"]
+    if not j:
+        return ["JIT compile latency: not measured (`--no-jit`).", ""]
+    lines = [("JIT compile latency: each program run once with `aotrun --engine jit guest.elf` "
+              "(every block JIT-compiled; one compile translates a region of blocks; latency = "
+              "discovery + lifting + compile + link + load, per compile)."), "",
+             "| program | JIT compiles | blocks | p50 ms | p99 ms | compile total s | JIT run wall s |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['program']} | {r['jit_compiles']} | {r['jit_blocks']} | {r['jit_compile_ms_p50']:.1f} "
+                     f"| {r['jit_compile_ms_p99']:.1f} | {r['jit_compile_ms_total'] / 1000:.2f} | {r['jit_s']:.2f} |")
+    lines += ["", (f"**JIT compile latency, all {j['compiles']} compiles pooled:** p50 {j['p50_ms']:.1f} ms, "
+                   f"p99 {j['p99_ms']:.1f} ms."), ""]
+    return lines
 
 
 def write_docs(rows: list[dict], summary: dict) -> None:
@@ -183,6 +245,7 @@ def write_docs(rows: list[dict], summary: dict) -> None:
         lines.insert(-1, "![speed vs native](performance.png)")
     except ImportError:
         lines.insert(-1, "(chart skipped: matplotlib is not installed)")
+    lines += jit_doc_lines(rows, summary)
     lines.append(END)
     text = DOC.read_text() if DOC.exists() else "# Performance\n"
     block = "\n".join(lines)
