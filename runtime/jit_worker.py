@@ -48,7 +48,7 @@ def _libgcc() -> list[str]:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return []
-    proc = subprocess.run([cc, "-print-libgcc-file-name"], capture_output=True, text=True)
+    proc = subprocess.run([cc, "-print-libgcc-file-name"], capture_output=True, text=True, check=False)
     path = proc.stdout.strip()
     return [path] if proc.returncode == 0 and os.path.isfile(path) else []
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TextIO
@@ -240,13 +241,13 @@ class Machine:
         interpreter runs it, then its basic block when the JIT can take over
         from there, or on to code the image or the JIT already covers."""
         self.stats.fp_mode_exits += 1
-        return self._run_interp(fallback=True, block_only=self.fallback == "jit")
+        return self._run_interp(stop=(lambda pc: True) if self.fallback == "jit" else self._native_covers)
 
-    def _run_interp(self, fallback: bool, block_only: bool = False) -> int:
+    def _run_interp(self, stop: Callable[[int], bool] | None) -> int:
+        """Interpret until an exit, or until ``stop(pc)`` at a block boundary."""
         self.stats.interp_entries += 1
         it = self.interp
         before = it.insns
-        stop = (lambda pc: True) if block_only else self._native_covers if fallback else None
         code = it.run(self.state, stop=stop)
         self.stats.interp_instructions += it.insns - before
         if code == EXIT_FAULT:
@@ -271,7 +272,7 @@ class Machine:
         if self.fallback == "none":
             raise UntranslatedCode(pc)
         if self.fallback == "interp":
-            return self._run_interp(fallback=True)
+            return self._run_interp(stop=self._native_covers)
         jit = self.jit
         if not jit.compile(pc):
             raise GuestFault(signal.SIGSEGV, pc, f"instruction fetch from non-executable address {pc:#x}")
@@ -305,7 +306,7 @@ class Machine:
         interp_only = self.engine == "interp"
         while True:
             if interp_only:
-                code = self._run_interp(fallback=False)
+                code = self._run_interp(stop=None)
             else:
                 code = self._run_native()
                 if code == EXIT_FAULT:

@@ -267,7 +267,7 @@ class LLVMBuilder:
         # those bits back uses f itself, since it cannot tell a quiet NaN's
         # payload and canonicalises its own result.  Bit-level readers
         # (fsgnj, fmv, stores, fclass) still see canonical(f).
-        self._quiet: set[str] = set()          # FP results that are never signalling NaNs
+        self._quiet: set[str] = set()          # FP operation results (_keep, _rounded): never sNaN
         self._bits_of: dict[str, V] = {}       # bitcast_to_int result -> its float
         self._uno_of: dict[str, V] = {}        # fcmp uno f, f result -> f
         self._canonical_of: dict[str, V] = {}  # canonical(f) bits -> f
@@ -606,6 +606,7 @@ class LLVMBuilder:
         it when the guest overwrites the result unread (its IEEE flags must
         still reach fflags) nor moves it past a later fcsr read."""
         self.lines.append(f'  call void asm sideeffect "", "x"({v.ty} {v})')
+        self._quiet.add(v.name)
         return v
 
     def bitcast_to_float(self, v: V) -> V:
@@ -624,10 +625,6 @@ class LLVMBuilder:
         r = self._emit(f"bitcast {v.ty} {v} to {ity}", ity)
         self._bits_of[r.name] = v
         return r
-
-    def _quiet_result(self, v: V) -> V:
-        self._quiet.add(v.name)
-        return v
 
     def _static_rm(self, rm: int) -> bool:
         return rm != RM_DYN
@@ -656,7 +653,9 @@ class LLVMBuilder:
             f"  call void @aotc_pop_rc(i32 %saved) #2\n"
             f"  ret {ret_ty} {result}\n}}")
         argtext = ", ".join(f"{a.ty} {a}" for a in args)
-        return self._emit(f"call {ret_ty} @{name}({argtext})", ret_ty)
+        r = self._emit(f"call {ret_ty} @{name}({argtext})", ret_ty)
+        self._quiet.add(r.name)
+        return r
 
     def _constrained(self, op: str, ty: str, n: int, rty: str | None = None) -> str:
         """The call of ``llvm.experimental.constrained.<op>`` (op: fadd, fsub,
@@ -669,12 +668,12 @@ class LLVMBuilder:
         return (f"  %r = call {rty} @llvm.experimental.constrained.{op}.{suffix}({args}, "
                 f"metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
 
-    def _dynamic(self, inline: "Callable[[], V]") -> V:
+    def _dynamic(self, inline: Callable[[], V]) -> V:
         """An operation with rm = DYN: ``inline`` rounds with the host FPU,
         which holds the guest's frm while guest code runs, for frm 0-3.  frm
         = RMM (no x86 mode; rare: C's fenv cannot even select it) or 5-7
         (reserved: SIGILL) leaves for the interpreter at this instruction
-        (EXIT_FP_MODE), which runs until translated code again.
+        (EXIT_FP_MODE; ``Machine._run_fp_mode``).
 
         Every guard tests the same frm value: LLVM folds all but the first in
         a block and hoists it out of loops that do not write fcsr."""
@@ -693,9 +692,8 @@ class LLVMBuilder:
 
     def fbinop(self, op: str, a: V, b: V, rm: int) -> V:
         if self._static_rm(rm):
-            return self._quiet_result(
-                self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2), tie=op))
-        return self._quiet_result(self._dynamic(lambda: self._keep(self._bin(op, a, b))))
+            return self._rounded(f"{op}_{a.ty}", rm, a.ty, (a, b), self._constrained(op, a.ty, 2), tie=op)
+        return self._dynamic(lambda: self._keep(self._bin(op, a, b)))
 
     def _intrinsic(self, name: str, ty: str, *args: V) -> V:
         params = ", ".join(a.ty for a in args)
@@ -705,15 +703,14 @@ class LLVMBuilder:
 
     def fsqrt(self, a: V, rm: int) -> V:
         if self._static_rm(rm):   # a square root never ties: RMM is RNE
-            return self._quiet_result(
-                self._rounded(f"sqrt_{a.ty}", rm, a.ty, (a,), self._constrained("sqrt", a.ty, 1)))
-        return self._quiet_result(self._dynamic(lambda: self._keep(self._intrinsic("sqrt", a.ty, a))))
+            return self._rounded(f"sqrt_{a.ty}", rm, a.ty, (a,), self._constrained("sqrt", a.ty, 1))
+        return self._dynamic(lambda: self._keep(self._intrinsic("sqrt", a.ty, a)))
 
     def fma(self, a: V, b: V, c: V, rm: int) -> V:
         if self._static_rm(rm):
-            return self._quiet_result(self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c),
-                                                    self._constrained("fma", a.ty, 3), tie="fma"))
-        return self._quiet_result(self._dynamic(lambda: self._keep(self._intrinsic("fma", a.ty, a, b, c))))
+            return self._rounded(f"fma_{a.ty}", rm, a.ty, (a, b, c), self._constrained("fma", a.ty, 3),
+                                 tie="fma")
+        return self._dynamic(lambda: self._keep(self._intrinsic("fma", a.ty, a, b, c)))
 
     def fcmp(self, pred: str, a: V, b: V) -> V:
         c = self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
@@ -736,38 +733,35 @@ class LLVMBuilder:
         op = "fpext" if fbits > v.bits else "fptrunc"
         fty = _fty(fbits)
 
-        def helper(rm: int) -> V:
-            name = f"llvm.experimental.constrained.fptrunc.{_mangle(fty)}.{_mangle(v.ty)}"
-            self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
-            body = (f"  %r = call {fty} @{name}"
-                    f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
-            return self._rounded(f"fptrunc_{fty}", rm, fty, (v,), body, tie="fptrunc")
-
         def inline() -> V:
             return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
         if not self._static_rm(rm):
-            return self._quiet_result(self._dynamic(inline))
-        return self._quiet_result(helper(rm) if op == "fptrunc" else inline())
+            return self._dynamic(inline)
+        if op == "fpext":   # exact
+            return inline()
+        name = f"llvm.experimental.constrained.fptrunc.{_mangle(fty)}.{_mangle(v.ty)}"
+        self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
+        body = (f"  %r = call {fty} @{name}"
+                f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
+        return self._rounded(f"fptrunc_{fty}", rm, fty, (v,), body, tie="fptrunc")
 
     def int_to_float(self, v: V, fbits: int, signed: bool, rm: int) -> V:
         op = "sitofp" if signed else "uitofp"
         v = self._opaque(v)
         fty = _fty(fbits)
-        may_round = v.bits > {32: 24, 64: 53}[fbits]
 
-        def helper(rm: int) -> V:
+        def inline() -> V:
+            return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
+        if not self._static_rm(rm):
+            r = self._dynamic(inline)
+        elif v.bits > {32: 24, 64: 53}[fbits]:   # may round
             name = f"llvm.experimental.constrained.{op}.{_mangle(fty)}.{v.ty}"
             self._declare(f"declare {fty} @{name}({v.ty}, metadata, metadata)")
             body = (f"  %r = call {fty} @{name}"
                     f"({v.ty} %a0, metadata !\"round.dynamic\", metadata !\"fpexcept.strict\") #2\n")
-            return self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body, tie=op)
-
-        def inline() -> V:
-            return self._keep(self._emit(f"{op} {v.ty} {v} to {fty}", fty))
-        if self._static_rm(rm):
-            r = helper(rm) if may_round else inline()
+            r = self._rounded(f"{op}_{v.ty}_{fty}", rm, fty, (v,), body, tie=op)
         else:
-            r = self._dynamic(inline)
+            r = inline()
         if not signed and v.bits == 64:
             # x86 converts an unsigned 64-bit integer by subtracting equal
             # magic constants: 0 comes out as -0 when rounding down.  The
@@ -789,8 +783,8 @@ class LLVMBuilder:
         conv = "fptosi" if signed else "fptoui"
         pair_ty = f"{{ {fty}, {ity} }}"
 
-        def helper(rm: int) -> V:
-            rop = _ROUND_OP.get(rm, "nearbyint")
+        def convert() -> V:
+            rop = _ROUND_OP.get(rm, "nearbyint")   # static RMM: "round", half away from zero
             round_fn = f"llvm.experimental.constrained.{rop}.{_mangle(fty)}"
             conv_fn = f"llvm.experimental.constrained.{conv}.{ity}.{_mangle(fty)}"
             mode_arg = 'metadata !"round.dynamic", ' if rop == "nearbyint" else ""
@@ -811,8 +805,7 @@ class LLVMBuilder:
                 f"  %s1 = insertvalue {pair_ty} %s0, {ity} %i, 1\n"
                 f"  ret {pair_ty} %s1\n}}")
             return self._emit(f"call {pair_ty} @{name}({fty} {v})", pair_ty)
-        # RMM rounds half away from zero ("round"); DYN with frm = RMM too
-        pair = helper(rm) if self._static_rm(rm) else self._dynamic(lambda: helper(RM_DYN))
+        pair = convert() if self._static_rm(rm) else self._dynamic(convert)
         rounded = self._emit(f"extractvalue {pair_ty} {pair}, 0", fty)
         converted = self._emit(f"extractvalue {pair_ty} {pair}, 1", ity)
         # IEEE flags: NV for NaN or a rounded value outside the target range,
