@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 from aotc.errors import DecodeError
 from aotc.isa.riscv64.decoder import decode, direct_targets, is_block_end
+from aotc.isa.riscv64.fflags_idiom import FFLAGS_CSR, trio_at
 from aotc.isa.riscv64.insn import Insn
 
 MAX_BLOCK_INSNS = 400
@@ -58,8 +59,8 @@ def _form_blocks(code: "_Code", leaders: "Iterable[int]", ends: "set[int] | froz
                 break
             insns.append(insn)
             pc = insn.next_pc
-            if (ends_block(insn) or pc in ends or len(insns) >= MAX_BLOCK_INSNS
-                    or not code.contains(pc) or _starts_block(code.decode_at(pc))):
+            if (code.ends(insn) or pc in ends or len(insns) >= MAX_BLOCK_INSNS
+                    or not code.contains(pc) or code.starts(code.decode_at(pc))):
                 break
         if bad is not None and not insns:
             result.undecodable.append(leader)
@@ -109,10 +110,28 @@ class Discovery:
 class _Code:
     """Executable bytes by address."""
 
-    def __init__(self, ranges: list[CodeRange]) -> None:
+    def __init__(self, ranges: list[CodeRange], fuse: bool = True) -> None:
         self.ranges = sorted(ranges, key=lambda r: r.start)
         self._starts = [r.start for r in self.ranges]
         self._decoded: dict[int, Insn | None] = {}
+        # Flag-neutral compares (aotc.isa.riscv64.fflags_idiom) stay inside
+        # one block, unless something branches into their middle (``broken``).
+        self.fuse = fuse
+        self.broken: set[int] = set()
+
+    def fused(self, insn: Insn) -> bool:
+        """Whether ``insn`` is the fflags read or write of an intact
+        flag-neutral compare (no block boundary at it)."""
+        if not self.fuse or insn.csr != FFLAGS_CSR:
+            return False
+        start = insn.pc if insn.mnemonic == "csrrs" else insn.pc - 8
+        return start not in self.broken and trio_at(self.decode_at, start) is not None
+
+    def ends(self, insn: Insn) -> bool:
+        return ends_block(insn) and not self.fused(insn)
+
+    def starts(self, insn: Insn | None) -> bool:
+        return _starts_block(insn) and not self.fused(insn)  # type: ignore[arg-type]
 
     def find(self, addr: int) -> CodeRange | None:
         i = bisect.bisect(self._starts, addr) - 1
@@ -192,7 +211,7 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
                         leaders.add(t)
                         if t not in visited:
                             work.append(t)
-                if ends_block(insn):
+                if code.ends(insn):
                     if falls_through(insn):
                         nxt = insn.next_pc
                         if code.contains(nxt):
@@ -227,13 +246,21 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
                     swept += 1
                     descend([pc])
                 visited.add(pc)
-            after_end = ends_block(insn)
+            after_end = code.ends(insn)
             pc = insn.next_pc
     result.sources["linear sweep"] = swept
     if progress:
         progress(f"discovered {len(leaders)} block entries")
 
-    leaders |= {pc for pc in visited if _starts_block(decode_at(pc))}
+    # A flag-neutral compare something branches into is three plain CSR
+    # accesses and a compare again, with their block boundaries.
+    for pc in sorted(visited):
+        if pc + 4 in leaders or pc + 8 in leaders:
+            trio = trio_at(decode_at, pc)
+            if trio is not None:
+                code.broken.add(pc)
+                leaders |= {p for p in (pc, pc + 4, pc + 8, pc + 12) if code.contains(p)}
+    leaders |= {pc for pc in visited if code.starts(decode_at(pc))}
     _form_blocks(code, sorted(leaders), leaders, result)
     return result
 
@@ -245,7 +272,9 @@ def discover_region(code_ranges: list[CodeRange], entry: int, stop: "set[int] | 
     neither followed nor re-translated, and descent stops after
     ``max_blocks`` leaders (later targets stay untranslated until they are
     reached and missed themselves).  No pointer scan, no linear sweep."""
-    code = _Code(code_ranges)
+    # No fusion of flag-neutral compares here: a later region could branch
+    # into one this region has fused.
+    code = _Code(code_ranges, fuse=False)
     result = Discovery()
     decode_at = code.decode_at
     leaders: list[int] = []

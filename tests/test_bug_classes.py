@@ -749,6 +749,44 @@ def nan_chains(b: Builder) -> None:
     c.expect(f"x{fl}", NV, "fflags: NV from 0/0 only")
 
 
+# flag-neutral compares: (op, a, b, result); fflags before the trio are NX|OF
+_NEUTRAL = [("flt.d", D_NAN, d(1.0), 0), ("fle.d", d(1.0), D_SNAN, 0), ("feq.d", D_SNAN, D_SNAN, 0),
+            ("flt.d", 1 << 63, 0, 0), ("fle.d", 1 << 63, 0, 1), ("feq.d", 0, 1 << 63, 1),
+            ("flt.d", d(-1.0), 1 << 63, 1), ("flt.d", d(-2.0), d(-1.0), 1), ("flt.d", d(-1.0), d(-2.0), 0),
+            ("fle.d", d(-1.0), d(-1.0), 1), ("flt.d", d(-1.0), D_INF | 1 << 63, 0), ("flt.d", 1, 2, 1),
+            ("flt.d", D_MAX, D_INF, 1), ("fle.d", D_INF, D_INF, 1), ("flt.d", d(-1.0), d(1.0), 1),
+            ("flt.s", S_NAN, BOX | s(1.0), 0), ("fle.s", BOX | s(-1.0), BOX | s(-2.0), 0),
+            ("fle.s", BOX | s(-2.0), BOX | s(-1.0), 1), ("feq.s", S_SNAN, BOX | s(1.0), 0),
+            ("flt.s", BOX | 1 << 31, BOX, 0), ("fle.s", BOX | 1 << 31, BOX, 1),
+            ("flt.s", s(1.0), BOX | s(2.0), 0),      # unboxed single: the canonical NaN
+            ("feq.s", BOX | s(0.5), BOX | s(0.5), 1)]
+
+
+def flag_neutral(b: Builder) -> None:
+    """``frflags rX; f{lt,le,eq} rY, a, b; fsflags rX`` (glibc's sqrt guard)
+    leaves fflags as they were, whatever the compare raised (NaNs: NV), and
+    rX holds them.  Translated code fuses the three (the compare is done on
+    the bits, the CSR accesses vanish when rX is dead): once with rX read
+    afterwards, once with rX overwritten."""
+    c = b.case("flag-neutral")
+    c.fcsr = RUP << 5 | NX | OF
+    for k, (op, a, b_, res) in enumerate(_NEUTRAL):
+        if not c.room(x=3, f=2):
+            c = b.case("flag-neutral")
+            c.fcsr = RUP << 5 | NX | OF
+        dead = k % 2 == 1
+        fa, fb = c.fsrc(a), c.fsrc(b_)
+        rx, ry, fl = c.xres(), c.xres(), c.xres()
+        tail = [w32(i_type(0x13, 0, rx, 0, 7), f"addi x{rx}, x0, 7")] if dead else []
+        c.emit(csr("csrrs", rx, FFLAGS, 0), _fp_insn(op, ry, [fa, fb], RNE), csr("csrrw", 0, FFLAGS, rx),
+               *tail, csr("csrrs", fl, FFLAGS, 0))
+        label = f"{op} {a:#x}, {b_:#x}" + (" (rX dead)" if dead else "")
+        c.expect(f"x{ry}", res, f"{label}: result")
+        c.expect(f"x{rx}", 7 if dead else NX | OF, f"{label}: rX")
+        c.expect(f"x{fl}", NX | OF, f"{label}: fflags after the trio")
+    c.expect("fcsr", RUP << 5 | NX | OF, "fcsr at the end")
+
+
 def lr_sc(b: Builder) -> None:
     """LR/SC: success, SC without reservation, SC to another address, second SC."""
     c = b.case("lr-sc")
@@ -817,7 +855,7 @@ def amo_ops(b: Builder) -> None:
 
 CLASSES = {"w-ops": w_ops, "aliasing": aliasing, "division": division, "misaligned": misaligned,
            "rounding": rounding, "rmm-ties": rmm_ties, "dead-results": dead_results, "csr-after-fp": csr_after_fp,
-           "nan-boxing": nan_boxing, "nan-chains": nan_chains,
+           "nan-boxing": nan_boxing, "nan-chains": nan_chains, "flag-neutral": flag_neutral,
            "lr-sc": lr_sc, "amo": amo_ops}
 
 

@@ -18,16 +18,17 @@ def test_loop_call_and_return_point():
         addi(5, 5, -1),         # 0x10004: loop head, inside the entry's region
         bne(5, 0, -4),          # 0x10008: back edge -> 0x10004 (a br, not a tail call)
         jal(1, 0x10),           # 0x1000c: call f (0x1001c)
-        addi(10, 0, 0),         # 0x10010: return point: a head
+        addi(10, 0, 0),         # 0x10010: return point: in the caller's region
         ECALL,                  # 0x10014
         ECALL,                  # 0x10018: syscall resume: a head
         addi(10, 10, 1),        # 0x1001c: f, a call target: a head
         RET)
     blocks, r = _regions(code)
-    assert set(blocks) >= {BASE, 0x10004, 0x1000c}
+    assert set(blocks) >= {BASE, 0x10004, 0x1000c, 0x10010}
     assert r.head_of[0x10004] == BASE and r.head_of[0x1000c] == BASE
-    assert {0x10010, 0x10018, 0x1001c} <= r.heads
-    assert BASE in r.heads and 0x10004 not in r.heads
+    assert r.head_of[0x10010] == BASE
+    assert {0x10018, 0x1001c} <= r.heads
+    assert BASE in r.heads and 0x10004 not in r.heads and 0x10010 not in r.heads
     assert r.members[BASE][0] == BASE
     # every block belongs to exactly one region
     assert sorted(p for m in r.members.values() for p in m) == sorted(blocks)
@@ -46,3 +47,47 @@ def test_join_of_two_regions_and_size_cap():
     assert r.head_of[0x10004] == BASE
     _, small = _regions(code, max_insns=1)
     assert {BASE, 0x10004, 0x10008} <= small.heads
+
+
+def test_loop_through_a_call_gets_a_head_where_it_starts():
+    """A return point is entered through its stand-alone copy after the host
+    stack was unwound; a loop of non-head blocks it reaches would then run
+    unoptimised for good, so the loop's first block becomes a head (and the
+    loop, return point included, stays whole in that head's region)."""
+    code = words(
+        addi(5, 0, 3),          # 0x10000: entry
+        addi(5, 5, -1),         # 0x10004: loop start
+        jal(1, 0x14),           # 0x10008: call f (0x1001c)
+        bne(5, 0, -8),          # 0x1000c: return point; back edge -> 0x10004
+        ECALL,                  # 0x10010
+        ECALL,                  # 0x10014
+        ECALL,                  # 0x10018
+        addi(10, 10, 1),        # 0x1001c: f
+        RET)
+    blocks, r = _regions(code)
+    assert 0x10004 in r.heads and 0x1000c not in r.heads
+    assert r.head_of[0x1000c] == 0x10004
+    assert r.members[BASE] == (BASE,)
+
+
+def test_join_after_a_call_stays_in_the_loop():
+    """nbody's shape: a loop whose body either computes inline or calls a
+    slow path, both joining before the back edge: one region."""
+    code = words(
+        addi(5, 0, 3),          # 0x10000: entry
+        bne(6, 0, 12),          # 0x10004: loop start: -> 0x10010 (slow) or 0x10008
+        addi(7, 7, 1),          # 0x10008: inline path
+        jal(0, 12),             # 0x1000c: -> join 0x10018
+        jal(1, 0x18),           # 0x10010: slow path: call f (0x10028)
+        jal(0, 4),              # 0x10014: return point -> join 0x10018
+        addi(5, 5, -1),         # 0x10018: join
+        bne(5, 0, -24),         # 0x1001c: back edge -> 0x10004
+        ECALL,                  # 0x10020
+        ECALL,                  # 0x10024
+        addi(10, 10, 1),        # 0x10028: f
+        RET)
+    blocks, r = _regions(code)
+    assert 0x10004 in r.heads
+    loop = {0x10004, 0x10008, 0x10010, 0x10014, 0x10018}
+    assert loop <= set(blocks)
+    assert {pc for pc in loop if r.head_of[pc] == 0x10004} == loop

@@ -24,11 +24,12 @@ from aotc.backend.llvm_builder import HTAB_SYMBOL, DebugInfo, LLVMBuilder, block
 from aotc.backend.regions import form_regions
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError
+from aotc.isa.riscv64.fflags_idiom import fflags_read_dead, trio_starts
 
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 8
+CODEGEN_VERSION = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +65,43 @@ def htab_size(count: int) -> int:
     return size
 
 
+def fused_roles(block: Block, dead_reads: frozenset[int] = frozenset()) -> dict[int, str]:
+    """Instruction index -> role in a flag-neutral compare of ``block``:
+    "read" (or "dead read": rX is dead, see ``dead_fflags_reads``),
+    "compare" (its flags are discarded) and "write" (nothing to do)."""
+    roles: dict[int, str] = {}
+    for i in trio_starts(block.insns):
+        roles[i] = "dead read" if block.insns[i].pc in dead_reads else "read"
+        roles[i + 1] = "compare"
+        roles[i + 2] = "write"
+    return roles
+
+
+def dead_fflags_reads(blocks: dict[int, Block]) -> frozenset[int]:
+    """pcs of flag-neutral compares' fflags reads whose register is dead."""
+    out: set[int] = set()
+    for pc, block in blocks.items():
+        for i in trio_starts(block.insns):
+            if fflags_read_dead(blocks, pc, i + 2, block.insns[i].rd):
+                out.add(block.insns[i].pc)
+    return frozenset(out)
+
+
+def needs_fp_env(block: Block, dead_reads: frozenset[int] = frozenset()) -> bool:
+    """Whether ``block`` accesses the FP environment (a CSR instruction other
+    than a flag-neutral compare's write or dead read)."""
+    role = fused_roles(block, dead_reads)
+    return any(insn.mnemonic.startswith("csrr") and role.get(i) not in ("write", "dead read")
+               for i, insn in enumerate(block.insns))
+
+
 def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated],
-               count: str | None = None) -> None:
+               count: str | None = None, dead_reads: frozenset[int] = frozenset()) -> None:
     """Lift one block's instructions into ``b`` (in region mode as a new
     basic block) and end it; an instruction that cannot be lowered becomes a
     trap.  ``count`` ("aot"/"jit"): bump that engine's executed-code
-    counters in the guest state when the block is entered."""
+    counters in the guest state when the block is entered.  ``dead_reads``:
+    see ``dead_fflags_reads``."""
     from aotc.isa.riscv64.semantics import SEMANTICS, lift
 
     size = len(block.insns) + (block.bad_pc is not None)
@@ -78,6 +110,22 @@ def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated],
         b.begin_block(block.pc)
     if count:
         b.count_block(count, size)
+    role = fused_roles(block, dead_reads)
+
+    def lift_one(j: int, insn) -> None:
+        r = role.get(j)
+        if r is None:
+            lift(b, insn)
+        elif r == "compare":
+            b.discard_flags = True
+            try:
+                lift(b, insn)
+            finally:
+                b.discard_flags = False
+        elif r == "read":
+            lift(b, insn)
+        # "dead read" and "write": nothing to do (see fflags_idiom)
+
     for i, insn in enumerate(block.insns):
         b.set_insn(insn.pc, insn.next_pc, insn.raw)
         if insn.mnemonic not in SEMANTICS:
@@ -85,16 +133,16 @@ def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated],
             b.trap_illegal()
             return
         try:
-            lift(b, insn)
+            lift_one(i, insn)
         except AotcError as e:
             untranslated.append(Untranslated(insn.pc, insn.mnemonic, str(e)))
             # Re-lift the prefix, then trap at the failing instruction.
             b.rollback(mark, block.pc)
             if count:
                 b.count_block(count, size)
-            for good in block.insns[:i]:
+            for j, good in enumerate(block.insns[:i]):
                 b.set_insn(good.pc, good.next_pc, good.raw)
-                lift(b, good)
+                lift_one(j, good)
                 if b.ended:
                     return
             b.set_insn(insn.pc, insn.next_pc, insn.raw)
@@ -117,26 +165,28 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                dispatch_only: frozenset[int] = frozenset(),
                debug: DebugInfo | None = None,
                barriers: frozenset[int] = frozenset(),
-               optnone: bool = False, count: str | None = None) -> tuple[str, LLVMBuilder]:
+               optnone: bool = False, count: str | None = None,
+               dead_reads: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
     """Lift one block as its own function."""
     b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
                     fault_pc_stores=debug is None, noinline=block.pc in barriers, optnone=optnone)
-    lift_insns(b, block, untranslated, count)
+    lift_insns(b, block, untranslated, count, dead_reads)
     return b.finish(debug), b
 
 
 def lift_region(members: list[Block], known: "frozenset[int] | set[int]", htab_mask: int,
                 untranslated: list[Untranslated], debug: DebugInfo | None = None,
                 barriers: frozenset[int] = frozenset(),
-                count: str | None = None) -> tuple[str, LLVMBuilder]:
+                count: str | None = None,
+                dead_reads: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
     """Lift a region (head first) as one function named after its head."""
     head = members[0].pc
-    fp_env = any(m.insns and m.insns[0].mnemonic.startswith("csrr") for m in members)
+    fp_env = any(needs_fp_env(m, dead_reads) for m in members)
     b = LLVMBuilder(head, known, htab_mask=htab_mask, fault_pc_stores=debug is None,
                     noinline=head in barriers, region=frozenset(m.pc for m in members),
                     fp_env=fp_env)
     for block in members:
-        lift_insns(b, block, untranslated, count)
+        lift_insns(b, block, untranslated, count, dead_reads)
     return b.finish(debug), b
 
 
@@ -157,7 +207,7 @@ Unit = tuple[str, list[Block]]
 
 def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
              untranslated: list[Untranslated], barriers: frozenset[int] = frozenset(),
-             count: str | None = None) -> str:
+             count: str | None = None, dead_reads: frozenset[int] = frozenset()) -> str:
     defined: set[int] = set()
     callees: set[int] = set()
     decls: set[str] = set()
@@ -166,12 +216,14 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
     debug = DebugInfo()
     for kind, members in units:
         if kind == "region":
-            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug, count=count)
+            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug, count=count,
+                                  dead_reads=dead_reads)
         else:
             # Stand-alone copies: their instructions are already reported by
             # the region that holds them.
             text, b = lift_block(members[0], known, htab_mask, [], debug=debug,
-                                 barriers=barriers, optnone=kind == "copy", count=count)
+                                 barriers=barriers, optnone=kind == "copy", count=count,
+                                 dead_reads=dead_reads)
         parts.append(text)
         defined.add(members[0].pc)
         callees |= b.callees
@@ -264,7 +316,7 @@ def _compile_chunk(index: int) -> ChunkResult:
     untranslated: list[Untranslated] = []
     t0 = time.perf_counter()
     ir = chunk_ir(units, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"],
-                  "aot" if _WORK["count"] else None)
+                  "aot" if _WORK["count"] else None, _WORK["dead_reads"])
     t1 = time.perf_counter()
     if _WORK.get("dump_dir"):
         Path(_WORK["dump_dir"], f"chunk{index:03d}.ll").write_text(ir)
@@ -293,7 +345,7 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
         chunks[i].append(unit)
         load[i] += weight
     _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir,
-                 barriers=barriers, count=count)
+                 barriers=barriers, count=count, dead_reads=dead_fflags_reads(blocks))
     results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]
     try:
         if jobs > 1 and n_chunks > 1:

@@ -28,6 +28,7 @@ from aotc.isa.riscv64.state import (
     EXIT_FP_MODE,
     EXIT_ILLEGAL,
     EXIT_MISS,
+    EXIT_RETURN,
     EXIT_SYSCALL,
     OFFSETS,
 )
@@ -39,6 +40,7 @@ _FCSR = OFFSETS["fcsr"]
 _RES = OFFSETS["reservation"]
 _FAULT_PC = OFFSETS["fault_pc"]
 _EXIT_INFO = OFFSETS["exit_info"]
+_SP_LIMIT = OFFSETS["host_sp_limit"]
 
 # Round-to-integral (constrained) intrinsic per static rounding mode; DYN uses
 # nearbyint, which rounds with the host FPU's current mode: the guest's frm
@@ -148,6 +150,7 @@ HTAB_SYMBOL = "aotc_htab"
 _KEY_FCSR = 64
 _KEY_RES = 65
 _EXIT_FLUSH = ";exit-flush"
+_RELOAD = ";reload"
 
 
 def _key_offset(key: int) -> int:
@@ -279,6 +282,10 @@ class LLVMBuilder:
         self.intrinsics: set[str] = set()    # declarations this block needs
         self.uses_htab = False
         self.exit_after_insn = False   # set by instructions that must end the block
+        # The compare of a flag-neutral compare (aotc.isa.riscv64.fflags_idiom)
+        # is lifted with its IEEE flags discarded: no flags raised in software,
+        # and compares done on the bits (an x86 compare would set MXCSR flags).
+        self.discard_flags = False
 
     # -- bookkeeping ------------------------------------------------------
     def begin_block(self, pc: int) -> None:
@@ -713,6 +720,8 @@ class LLVMBuilder:
         return self._dynamic(lambda: self._keep(self._intrinsic("fma", a.ty, a, b, c)))
 
     def fcmp(self, pred: str, a: V, b: V) -> V:
+        if self.discard_flags:
+            return self._fcmp_on_bits(pred, a, b)
         c = self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
         if self.fp_env:
             # An x86 compare raises invalid for NaN operands: its users get an
@@ -726,6 +735,43 @@ class LLVMBuilder:
         if pred == "uno" and a == b:
             self._uno_of[c.name] = a
         return c
+
+    def _fcmp_on_bits(self, pred: str, a: V, b: V) -> V:
+        """An ordered/unordered compare on the IEEE bits: no FP instruction,
+        so no host flags.  Monotonic key: negative values get their
+        magnitude bits flipped; +0 and -0 are equal."""
+        ity = _ity(a.bits)
+        mag = (1 << (a.bits - 1)) - 1
+        inf = 0x7F800000 if a.bits == 32 else 0x7FF0000000000000
+        ai = self._emit(f"bitcast {a.ty} {a} to {ity}", ity)
+        bi = self._emit(f"bitcast {b.ty} {b} to {ity}", ity)
+        am = self._emit(f"and {ity} {ai}, {mag}", ity)
+        bm = self._emit(f"and {ity} {bi}, {mag}", ity)
+        an = self._emit(f"icmp ugt {ity} {am}, {inf}", "i1")
+        bn = self._emit(f"icmp ugt {ity} {bm}, {inf}", "i1")
+        uno = self._emit(f"or i1 {an}, {bn}", "i1")
+        if pred == "uno":
+            return uno
+        either = self._emit(f"or {ity} {am}, {bm}", ity)
+        zeros = self._emit(f"icmp eq {ity} {either}, 0", "i1")
+        if pred == "oeq":
+            rel = self._emit(f"icmp eq {ity} {ai}, {bi}", "i1")
+        elif pred in ("olt", "ole"):
+            keys = []
+            for x in (ai, bi):
+                neg = self._emit(f"icmp slt {ity} {x}, 0", "i1")
+                flip = self._emit(f"xor {ity} {x}, {mag}", ity)
+                keys.append(self._emit(f"select i1 {neg}, {ity} {flip}, {ity} {x}", ity))
+            rel = self._emit(f"icmp s{pred[1:]} {ity} {keys[0]}, {keys[1]}", "i1")
+        else:
+            raise LoweringError(self._pc, "?", f"no flag-free compare {pred!r}")
+        if pred == "olt":
+            nz = self._emit(f"xor i1 {zeros}, true", "i1")
+            rel = self._emit(f"and i1 {rel}, {nz}", "i1")
+        else:
+            rel = self._emit(f"or i1 {rel}, {zeros}", "i1")
+        ordered = self._emit(f"xor i1 {uno}, true", "i1")
+        return self._emit(f"and i1 {rel}, {ordered}", "i1")
 
     def fconvert(self, v: V, fbits: int, rm: int) -> V:
         if v.bits == fbits:
@@ -827,6 +873,8 @@ class LLVMBuilder:
         return result
 
     def raise_fflags(self, flags: V) -> None:
+        if self.discard_flags:
+            return
         # Flags raised in software go straight into the stored fcsr.
         fcsr = self._stored_fcsr()
         self._fcsr = self._emit(f"or i64 {fcsr}, {flags}", "i64")
@@ -863,10 +911,15 @@ class LLVMBuilder:
             raise LoweringError(self._pc, "?", "two control transfers in one block")
         self.ended = True
 
-    def jump(self, target: int) -> None:
+    def jump(self, target: int, returns_to: int | None = None) -> None:
         self._end()
         self._flush()
-        self._goto(target)
+        if returns_to is not None and target in self.known and target not in self.dispatch_only:
+            self._exit_flush()
+            self.callees.add(target)
+            self._host_call(f"@{block_symbol(target)}", returns_to)
+        else:
+            self._goto(target)
 
     def branch(self, cond: V, taken: int, not_taken: int) -> None:
         self._end()
@@ -879,11 +932,66 @@ class LLVMBuilder:
         self.lines.append(f"{f}:")
         self._goto(not_taken)
 
-    def jump_indirect(self, target: V) -> None:
-        """Probe the native hash table once inline; the dispatcher does the rest."""
+    def _host_call(self, fn: str, returns_to: int) -> None:
+        """A guest call as a host call (registers already in the state).
+
+        The callee's guest ``ret`` returns EXIT_RETURN with the target pc
+        in the state: if that is this call's return point, execution goes on
+        there (the host return was predicted by the CPU's return stack); any
+        other exit, or a return elsewhere (longjmp, a callee that switched
+        stacks), is passed on to this function's own caller, so the first
+        frame whose return point matches, or else the dispatcher, takes it.
+        Every register is reloaded from the state afterwards, so continuing
+        in any frame is correct.  Below the host stack limit (deep guest
+        recursion) the call is a tail call, as a plain jump."""
+        attrs = " #5" if self.fp_env else ""
+        sp = self._emit('call i64 @llvm.read_register.i64(metadata !{!"rsp"})', "i64")
+        self._declare("declare i64 @llvm.read_register.i64(metadata)")
+        limit = self._emit(f"load i64, ptr {self._slot(_SP_LIMIT)}, align 8", "i64")
+        room = self._emit(f"icmp uge i64 {sp}, {limit}", "i1")
+        self._n += 1
+        n = self._n
+        self.lines.append(f"  br i1 {room}, label %call{n}, label %deep{n}, !prof !0")
+        self.lines.append(f"deep{n}:")
+        self.lines.append(f"  %deepr{n} = musttail call i64 {fn}(ptr %st, ptr %mem){attrs}")
+        self.lines.append(f"  ret i64 %deepr{n}")
+        self.lines.append(f"call{n}:")
+        r = self._emit(f"call i64 {fn}(ptr %st, ptr %mem){attrs}", "i64")
+        back = self._emit(f"icmp eq i64 {r}, {EXIT_RETURN}", "i1")
+        self.lines.append(f"  br i1 {back}, label %back{n}, label %pass{n}, !prof !0")
+        self.lines.append(f"pass{n}:")
+        self.lines.append(f"  ret i64 {r}")
+        self.lines.append(f"back{n}:")
+        pc = self._emit(f"load i64, ptr {self._slot(_PC)}, align 8", "i64")
+        here = self._emit(f"icmp eq i64 {pc}, {returns_to}", "i1")
+        self.lines.append(f"  br i1 {here}, label %ret{n}, label %pass{n}, !prof !0")
+        self.lines.append(f"ret{n}:")
+        if self.region is not None and returns_to in self.region:
+            self.lines.append(_RELOAD)
+            self.lines.append(f"  br label %{_label(returns_to)}")
+        elif returns_to in self.dispatch_only:
+            self.lines.append(f"  ret i64 {EXIT_CONTINUE}")
+        elif returns_to in self.known:
+            self.callees.add(returns_to)
+            name = self._tmp()
+            self.lines.append(f"  {name} = musttail call i64 @{block_symbol(returns_to)}(ptr %st, ptr %mem)"
+                              + attrs)
+            self.lines.append(f"  ret i64 {name}")
+        else:
+            self.lines.append(f"  ret i64 {EXIT_MISS}")
+
+    def jump_indirect(self, target: V, returns_to: int | None = None,
+                      is_return: bool = False) -> None:
+        """Probe the native hash table once inline; the dispatcher does the
+        rest.  A guest return leaves to the host caller (``_host_call``);
+        a guest call that hits is a host call."""
         self._end()
         self._flush()
         self._exit_flush()
+        if is_return:
+            self._set_pc(target)
+            self.lines.append(f"  ret i64 {EXIT_RETURN}")
+            return
         self.uses_htab = True
         mask = self.htab_mask
         h = self._emit(f"lshr i64 {target}, 1", "i64")
@@ -897,9 +1005,12 @@ class LLVMBuilder:
         self.lines.append(f"{t}:")
         fnslot = self._emit(f"getelementptr inbounds i8, ptr {entry}, i64 8", "ptr")
         fn = self._emit(f"load ptr, ptr {fnslot}, align 8", "ptr")
-        r = self._tmp()
-        self.lines.append(f"  {r} = musttail call i64 {fn}(ptr %st, ptr %mem)")
-        self.lines.append(f"  ret i64 {r}")
+        if returns_to is not None:
+            self._host_call(str(fn), returns_to)
+        else:
+            r = self._tmp()
+            self.lines.append(f"  {r} = musttail call i64 {fn}(ptr %st, ptr %mem)")
+            self.lines.append(f"  ret i64 {r}")
         self.lines.append(f"{f}:")
         self._set_pc(target)
         self.lines.append(f"  ret i64 {EXIT_CONTINUE}")
@@ -949,13 +1060,18 @@ class LLVMBuilder:
         return out
 
     def _expand_exit_flushes(self) -> list[str]:
-        """Each exit stores every register the region writes back to the state."""
+        """Each exit stores every register the region writes back to the
+        state; after a host call every register is reloaded from it."""
         written = sorted(self._written)
+        touched = sorted(self._used | self._written)
         out: list[str] = []
         for ln in self.lines:
             if ln is _EXIT_FLUSH:
                 for key in written:
                     out += self._state_copy(key, to_state=True)
+            elif ln is _RELOAD:
+                for key in touched:
+                    out += self._state_copy(key, to_state=False)
             else:
                 out.append(ln)
         return out

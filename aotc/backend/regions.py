@@ -8,21 +8,32 @@ compiles a region as one LLVM function whose internal branches are plain
 ``br``, so guest registers stay in SSA across the region and loops inside it
 are natural LLVM loops.
 
+A guest call is a host call (``LLVMBuilder._host_call``): when the callee
+returns to the call's return point, execution goes on in the caller's
+function, so a return point belongs to its call's region like a branch
+target (loops that call functions stay one LLVM loop).
+
 Heads are blocks that can be entered from outside anyway:
 
-* call targets (``jal`` with a link register) and blocks no direct branch
-  reaches (return points after calls, syscall resumes, indirect-jump targets,
-  entries found in data or symbols);
+* call targets (``jal`` with a link register) and blocks nothing reaches by
+  a direct branch or as a return point (syscall resumes, indirect-jump
+  targets, entries found in data or symbols);
 * optional ``fp_barriers`` (blocks that must stay function boundaries; the
   AOT backend passes none: CSR accesses are ordered inside a region, see
   ``LLVMBuilder.fp_env``);
 * ``extra_heads`` (e.g. blocks the JIT enters through the dispatcher);
-* blocks reached from two regions (fixpoint), and blocks past the size cap.
+* blocks reached from two regions (fixpoint), and blocks past the size cap;
+* loop entries reachable from a return point (see below).
 
 Every non-head block is still a valid dispatcher entry (the table lists all
 blocks): the backend also emits a small unoptimised stand-alone function
-for it, used only when something enters the middle of a region (a rare slow
-path: resuming at an unusual pc).
+for it, used only when something enters the middle of a region.  Return
+points are entered that way whenever the host stack was unwound while the
+callee ran (a syscall, a miss, a deep recursion's tail calls): the
+stand-alone copies then chain until they reach a head.  So that this never
+means a whole loop in unoptimised code, every cycle of non-head blocks a
+return point reaches gets a head (its first block in depth-first order from
+the region's head).
 """
 
 from __future__ import annotations
@@ -31,26 +42,42 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aotc.discover import Block
+from aotc.isa.riscv64.semantics.rvi import LINK_REGS
 
 # Guest instructions per region, bounding LLVM's work per function.
 MAX_REGION_INSNS = 1200
 
 
 def successors(block: Block) -> tuple[tuple[int, ...], int | None]:
-    """Direct successors of ``block`` (as the lifter emits them) and the
-    target of a call (``jal`` linking a register), if the block ends in one."""
+    """Successors of ``block`` inside a region (direct branch targets, and a
+    call's return point) and the target of a call (``jal`` linking a
+    register), if the block ends in one."""
     if block.bad_pc is not None or not block.insns:
         return (), None
     last = block.insns[-1]
     m = last.mnemonic
     if m == "jal":
         target = (last.pc + last.imm) & (2**64 - 1)
+        if last.rd in LINK_REGS:
+            return (last.next_pc,), target
         return (target,), (target if last.rd != 0 else None)
     if m in ("beq", "bne", "blt", "bge", "bltu", "bgeu"):
         return ((last.pc + last.imm) & (2**64 - 1), last.next_pc), None
+    if m == "jalr" and last.rd in LINK_REGS:
+        return (last.next_pc,), None
     if m in ("jalr", "ecall", "ebreak", "fence.i") or _always_traps(last):
         return (), None
     return (last.next_pc,), None
+
+
+def return_point(block: Block) -> int | None:
+    """The return point of the call ``block`` ends in, if it ends in one."""
+    if block.bad_pc is not None or not block.insns:
+        return None
+    last = block.insns[-1]
+    if last.mnemonic in ("jal", "jalr") and last.rd in LINK_REGS:
+        return last.next_pc
+    return None
 
 
 def _always_traps(insn) -> bool:
@@ -111,12 +138,92 @@ def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
         if not new_heads:
             # Cycles nothing outside reaches: start a region at their lowest pc.
             rest = sorted(pc for pc in blocks if pc not in owner)
-            if not rest:
-                break
-            new_heads.add(rest[0])
+            if rest:
+                new_heads.add(rest[0])
+            else:
+                new_heads = _loops_after_return_points(blocks, succ, heads, owner)
+                if not new_heads:
+                    break
         heads |= new_heads
     members: dict[int, list[int]] = {h: [h] for h in heads}
     for pc in sorted(owner):
         if pc not in heads:
             members[owner[pc]].append(pc)
     return Regions(owner, {h: tuple(m) for h, m in members.items()})
+
+
+def _loops_after_return_points(blocks: dict[int, Block], succ: dict[int, tuple[int, ...]],
+                               heads: set[int], owner: dict[int, int]) -> set[int]:
+    """One new head per cycle of non-head blocks that a return point reaches
+    (its first block in depth-first order from the region head), so the
+    stand-alone copies entered at a return point reach a head within one
+    trip around any loop."""
+    order: dict[int, int] = {}
+    for h in sorted(heads):
+        # Depth-first preorder of each region from its head.
+        stack = [h]
+        while stack:
+            pc = stack.pop()
+            if pc in order:
+                continue
+            order[pc] = len(order)
+            stack.extend(t for t in reversed(succ[pc])
+                         if t not in heads and owner.get(t) == owner[h] and t not in order)
+    starts = [rp for pc in blocks if (rp := return_point(blocks[pc])) is not None
+              and rp in blocks and rp not in heads]
+    # Non-head blocks reachable from a return point, within its region.
+    reach: set[int] = set()
+    work = list(starts)
+    while work:
+        pc = work.pop()
+        if pc in reach:
+            continue
+        reach.add(pc)
+        work.extend(t for t in succ[pc] if t not in heads and owner.get(t) == owner.get(pc))
+    new: set[int] = set()
+    for scc in _cycles(reach, succ):
+        new.add(min(scc, key=lambda pc: order.get(pc, 1 << 62)))
+    return new
+
+
+def _cycles(nodes: set[int], succ: dict[int, tuple[int, ...]]) -> list[list[int]]:
+    """Strongly connected components of ``nodes`` that contain a cycle
+    (iterative Tarjan)."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
+    out: list[list[int]] = []
+    for root in sorted(nodes):
+        if root in index:
+            continue
+        work = [(root, iter([t for t in succ[root] if t in nodes]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            pc, it = work[-1]
+            for t in it:
+                if t not in index:
+                    index[t] = low[t] = len(index)
+                    stack.append(t)
+                    on_stack.add(t)
+                    work.append((t, iter([u for u in succ[t] if u in nodes])))
+                    break
+                if t in on_stack:
+                    low[pc] = min(low[pc], index[t])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[pc])
+                if low[pc] == index[pc]:
+                    scc = []
+                    while True:
+                        t = stack.pop()
+                        on_stack.discard(t)
+                        scc.append(t)
+                        if t == pc:
+                            break
+                    if len(scc) > 1 or pc in succ[pc]:
+                        out.append(scc)
+    return out

@@ -316,10 +316,11 @@ class Evaluator:
         self.state.fcsr |= flags.v & 0x1F
 
     # -- control flow ------------------------------------------------------------
-    def jump(self, target: int) -> None:
+    def jump(self, target: int, returns_to: int | None = None) -> None:
         self._target = target & MASK64
 
-    def jump_indirect(self, target: IntV) -> None:
+    def jump_indirect(self, target: IntV, returns_to: int | None = None,
+                      is_return: bool = False) -> None:
         self._target = target.v
 
     def branch(self, cond: IntV, taken: int, not_taken: int) -> None:

@@ -486,11 +486,12 @@ class PyCodegenBuilder:
         self._stmt(tpl, args, frozenset({"ret"}))
         self._ret = self._nodes[-1]
 
-    def jump(self, target: int) -> None:
+    def jump(self, target: int, returns_to: int | None = None) -> None:
         self._terminate(f"return {_lit(target & MASK64)}", ())
         self._branch = (None, target & MASK64, target & MASK64)
 
-    def jump_indirect(self, target: V) -> None:
+    def jump_indirect(self, target: V, returns_to: int | None = None,
+                      is_return: bool = False) -> None:
         self._terminate("return {a}", (target,))
 
     def branch(self, cond: V, taken: int, not_taken: int) -> None:

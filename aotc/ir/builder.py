@@ -96,8 +96,13 @@ class Builder(Protocol):
     def raise_fflags(self, flags: Value) -> None: ...
 
     # -- control flow: each instruction ends the block with at most one ------
-    def jump(self, target: int) -> None: ...               # direct, known target
-    def jump_indirect(self, target: Value) -> None: ...    # i64 computed target
+    # ``returns_to``: the jump is a guest call (it links a return-address
+    # register) whose return point is that pc; ``is_return``: it is a guest
+    # return (``ret``).  Hints only: the meaning is the plain jump, and
+    # translated code uses them to map guest call/return to host call/return.
+    def jump(self, target: int, returns_to: int | None = None) -> None: ...   # direct, known target
+    def jump_indirect(self, target: Value, returns_to: int | None = None,
+                      is_return: bool = False) -> None: ...                  # i64 computed target
     def branch(self, cond: Value, taken: int, not_taken: int) -> None: ...
     def syscall(self) -> None: ...        # ecall at the current pc
     def trap_illegal(self) -> None: ...   # SIGILL at the current pc

@@ -5,7 +5,9 @@
  *   native hash table and calls the translated block's host entry directly.
  *   Translated blocks chain to each other with tail calls, so control comes
  *   back here only for syscalls, misses, traps and table-probe slow paths;
- *   it returns to Python only for the first three.
+ *   it returns to Python only for the first three.  A guest call is a host
+ *   call (a guest return a host return, checked against the return point),
+ *   nested as long as the host stack pointer stays above the limit set here.
  * - A SIGSEGV/SIGBUS handler that turns a fault on a guest-arena address,
  *   raised while translated code runs, into an EXIT_FAULT return (via
  *   siglongjmp) with the faulting guest address.  Any other fault is passed
@@ -19,6 +21,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <ucontext.h>
 #ifdef __x86_64__
 #include <xmmintrin.h>
@@ -26,9 +29,11 @@
 
 #define STATE_PC_OFFSET 512
 #define STATE_FCSR_OFFSET 520
+#define STATE_SP_LIMIT_OFFSET 584
 #define EXIT_CONTINUE 0
 #define EXIT_MISS 2
 #define EXIT_FAULT 5
+#define EXIT_RETURN 8
 
 typedef uint64_t (*block_fn)(void *state, uint8_t *mem);
 struct htab_entry { uint64_t pc; block_fn fn; };
@@ -138,9 +143,22 @@ static uint32_t enter_fp(const uint8_t *state) { (void)state; return 0; }
 static void leave_fp(uint8_t *state, uint32_t host) { (void)state; (void)host; }
 #endif
 
+/* How deep translated code may nest host calls for guest calls: a quarter of
+ * the stack limit, at most 16 MiB (deeper guest calls become tail calls). */
+static uint64_t host_sp_limit(void)
+{
+    struct rlimit rl;
+    uint64_t budget = 16u << 20;
+    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < budget)
+        budget = rl.rlim_cur / 4;
+    uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    return sp > budget ? sp - budget : 0;
+}
+
 static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry *tab, uint64_t mask,
                            const struct htab_entry *tab2, uint64_t mask2)
 {
+    *(uint64_t *)(state + STATE_SP_LIMIT_OFFSET) = host_sp_limit();
     uint32_t host_fp = enter_fp(state);
     if (sigsetjmp(fault_env, 1) != 0) {
         leave_fp(state, host_fp);
@@ -160,7 +178,7 @@ static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry
         r = fn(state, mem);
         /* A block of one table may jump to code that was missing when it was
          * compiled but has since been JIT-compiled into table 2: re-probe. */
-        if (r != EXIT_CONTINUE && !(r == EXIT_MISS && tab2))
+        if (r != EXIT_CONTINUE && r != EXIT_RETURN && !(r == EXIT_MISS && tab2))
             break;
     }
     in_guest = 0;

@@ -25,6 +25,9 @@ class GuestState(ctypes.Structure):
         ("aot_insns", ctypes.c_uint64),
         ("jit_blocks", ctypes.c_uint64),
         ("jit_insns", ctypes.c_uint64),
+        # Host stack pointer below which translated code stops nesting host
+        # calls for guest calls (set by the native dispatcher at entry).
+        ("host_sp_limit", ctypes.c_uint64),
     ]
 
 
@@ -40,3 +43,5 @@ EXIT_BREAK = 4      # ebreak at state.pc
 EXIT_FAULT = 5      # host fault inside the arena (set by the fault handler)
 EXIT_FENCE_I = 6    # fence.i at state.pc; resume at state.pc + size
 EXIT_FP_MODE = 7    # FP op with rm = DYN at state.pc while frm is RMM or reserved: interpret it
+EXIT_RETURN = 8     # guest return to state.pc: the host caller continues there if it is its
+                    # return point, else it passes this on (dispatcher-internal, like CONTINUE)

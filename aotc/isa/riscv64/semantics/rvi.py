@@ -17,16 +17,23 @@ def auipc(b: Builder, insn: Insn) -> None:
     b.set_x(insn.rd, k(b, insn.pc + insn.imm))
 
 
+# Return-address registers (ra, t0): linking one is a call, jumping through
+# one without linking is a return (the ISA's return-address-stack hints).
+LINK_REGS = (1, 5)
+
+
 def jal(b: Builder, insn: Insn) -> None:
     b.set_x(insn.rd, k(b, insn.next_pc))
-    b.jump((insn.pc + insn.imm) & MASK64)
+    b.jump((insn.pc + insn.imm) & MASK64,
+           returns_to=insn.next_pc if insn.rd in LINK_REGS else None)
 
 
 def jalr(b: Builder, insn: Insn) -> None:
     # The target is computed before rd is written: rd may equal rs1.
     target = b.and_(b.add(b.get_x(insn.rs1), k(b, insn.imm)), k(b, -2))
     b.set_x(insn.rd, k(b, insn.next_pc))
-    b.jump_indirect(target)
+    b.jump_indirect(target, returns_to=insn.next_pc if insn.rd in LINK_REGS else None,
+                    is_return=insn.rd == 0 and insn.rs1 in LINK_REGS)
 
 
 def fence(b: Builder, insn: Insn) -> None:
