@@ -29,7 +29,7 @@ from aotc.isa.riscv64.fflags_idiom import fflags_read_dead, trio_starts
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 10
+CODEGEN_VERSION = 11
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,6 +264,10 @@ class LLVMBuilder:
         self._res_dirty = False
         self._mxcsr: "tuple[V, int] | None" = None   # last MXCSR read, at which _fp_ops
         self._fp_ops = 0
+        # In region mode f registers live in double allocas, so LLVM keeps
+        # them in XMM registers across blocks and loops (loads, stores,
+        # phis and bitcasts of doubles never change bits; NaN canonicalisation
+        # is explicit, below).
         # NaN canonicalisation stays off the FP data path: an arithmetic
         # result (x86 NaN results are quiet) is written as canonical(f) =
         # select(f uno f, canonical NaN, bits(f)); an FP operation that reads
@@ -274,6 +278,7 @@ class LLVMBuilder:
         self._bits_of: dict[str, V] = {}       # bitcast_to_int result -> its float
         self._uno_of: dict[str, V] = {}        # fcmp uno f, f result -> f
         self._canonical_of: dict[str, V] = {}  # canonical(f) bits -> f
+        self._double_of: dict[str, V] = {}     # f register bits loaded from a double alloca -> the double
         self._pc = entry_pc
         self._next_pc = entry_pc
         self._raw = 0
@@ -383,6 +388,13 @@ class LLVMBuilder:
         mode from its alloca."""
         if self.region is not None:
             self._used.add(key)
+            if 32 <= key < 64:
+                # f registers live in double allocas (their SSA values stay
+                # in XMM registers across the region; bits are preserved).
+                d = self._emit(f"load double, ptr %a{key}, align 8", "double")
+                v = self._emit(f"bitcast double {d} to i64", "i64")
+                self._double_of[v.name] = d
+                return v
             return self._emit(f"load i64, ptr %a{key}, align 8", "i64")
         slot = self._slot(offset)
         return self._emit(f"load i64, ptr {slot}, align 8", "i64")
@@ -492,7 +504,13 @@ class LLVMBuilder:
         for key, v in dirty:
             if self.region is not None:
                 self._written.add(key)
-                self.lines.append(f"  store i64 {v}, ptr %a{key}, align 8")
+                if 32 <= key < 64:
+                    d = self._double_of.get(v.name)
+                    if d is None:
+                        d = self._emit(f"bitcast i64 {v} to double", "double")
+                    self.lines.append(f"  store double {d}, ptr %a{key}, align 8")
+                else:
+                    self.lines.append(f"  store i64 {v}, ptr %a{key}, align 8")
             else:
                 slot = self._slot(_key_offset(key))
                 self.lines.append(f"  store i64 {v}, ptr {slot}, align 8")
@@ -624,8 +642,13 @@ class LLVMBuilder:
                 return self._emit(f'call {f.ty} asm sideeffect "", "=x,0"({f.ty} {f})', f.ty)
             return f
         fty = _fty(v.bits)
-        v = self._opaque(v)
-        return self._emit(f"bitcast {v.ty} {v} to {fty}", fty)
+        d = self._double_of.get(v.name)
+        f = d if d is not None and fty == "double" else self._emit(f"bitcast {v.ty} {v} to {fty}", fty)
+        # Opaque to the constant folder, as ``_opaque``, but in an XMM
+        # register: the operand never crosses to a general register.
+        self._fp_ops += 1
+        effect = " sideeffect" if self.fp_env else ""
+        return self._emit(f'call {fty} asm{effect} "", "=x,0"({fty} {f})', fty)
 
     def bitcast_to_int(self, v: V) -> V:
         ity = _ity(v.bits)
@@ -1044,16 +1067,17 @@ class LLVMBuilder:
         """Copy one register between its alloca and the state."""
         slot, v = self._tmp(), self._tmp()
         gep = f"  {slot} = getelementptr inbounds i8, ptr %st, i64 {_key_offset(key)}"
+        ty = "double" if 32 <= key < 64 else "i64"
         if to_state:
-            return [gep, f"  {v} = load i64, ptr %a{key}, align 8",
-                    f"  store i64 {v}, ptr {slot}, align 8"]
-        return [gep, f"  {v} = load i64, ptr {slot}, align 8",
-                f"  store i64 {v}, ptr %a{key}, align 8"]
+            return [gep, f"  {v} = load {ty}, ptr %a{key}, align 8",
+                    f"  store {ty} {v}, ptr {slot}, align 8"]
+        return [gep, f"  {v} = load {ty}, ptr {slot}, align 8",
+                f"  store {ty} {v}, ptr %a{key}, align 8"]
 
     def _region_prologue(self) -> list[str]:
         """Allocas for every register the region touches, loaded from the state."""
         keys = sorted(self._used | self._written)
-        out = [f"  %a{key} = alloca i64, align 8" for key in keys]
+        out = [f"  %a{key} = alloca {'double' if 32 <= key < 64 else 'i64'}, align 8" for key in keys]
         for key in keys:
             out += self._state_copy(key, to_state=False)
         out.append(f"  br label %{_label(self.entry_pc)}")
