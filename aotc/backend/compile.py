@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from aotc.backend.llvm_builder import HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_symbol
+from aotc.backend.llvm_builder import BLOCK_CC, HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_symbol
 from aotc.backend.regions import form_regions
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError
@@ -29,7 +29,7 @@ from aotc.isa.riscv64.fflags_idiom import fflags_read_dead, trio_starts
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 11
+CODEGEN_VERSION = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +230,7 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
         decls |= b.intrinsics
         uses_htab |= b.uses_htab
     for pc in sorted(callees - defined):
-        parts.append(f"declare hidden i64 @{block_symbol(pc)}(ptr, ptr)")
+        parts.append(f"declare hidden {BLOCK_CC} i64 @{block_symbol(pc)}(ptr, ptr)")
     parts.extend(sorted(decls))
     if uses_htab:
         parts.append(f"@{HTAB_SYMBOL} = external hidden global [0 x [2 x i64]]")
@@ -264,7 +264,7 @@ def table_ir(block_pcs: list[int], htab_mask: int, metadata_words: dict[str, int
         slots[h] = pc
     lines = [_HEADER]
     for pc in block_pcs:
-        lines.append(f"declare hidden i64 @{block_symbol(pc)}(ptr, ptr)")
+        lines.append(f"declare hidden {BLOCK_CC} i64 @{block_symbol(pc)}(ptr, ptr)")
     entries = []
     for pc in slots:
         if pc is None:

@@ -145,6 +145,12 @@ define internal void @aotc_pop_rc(i32 %saved) alwaysinline nounwind strictfp {
 }"""
 
 HTAB_SYMBOL = "aotc_htab"
+# Calling convention of every block function: nothing is callee-saved (the
+# guest's registers live in the state at every call and exit), so region
+# functions push and pop nothing and a host call spills only what is live
+# across it.  The native dispatcher enters through a small trampoline that
+# saves the C ABI's callee-saved registers (runtime/native/aotrt.c).
+BLOCK_CC = "preserve_nonecc"
 
 # Region-mode alloca keys besides the registers (x: 0-31, f: 32-63).
 _KEY_FCSR = 64
@@ -923,7 +929,7 @@ class LLVMBuilder:
             self._exit_flush()
             self.callees.add(target)
             name = self._tmp()
-            self.lines.append(f"  {name} = musttail call i64 @{block_symbol(target)}(ptr %st, ptr %mem)"
+            self.lines.append(f"  {name} = musttail call {BLOCK_CC} i64 @{block_symbol(target)}(ptr %st, ptr %mem)"
                               + (" #5" if self.fp_env else ""))
             self.lines.append(f"  ret i64 {name}")
         else:
@@ -976,10 +982,10 @@ class LLVMBuilder:
         n = self._n
         self.lines.append(f"  br i1 {room}, label %call{n}, label %deep{n}, !prof !0")
         self.lines.append(f"deep{n}:")
-        self.lines.append(f"  %deepr{n} = musttail call i64 {fn}(ptr %st, ptr %mem){attrs}")
+        self.lines.append(f"  %deepr{n} = musttail call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem){attrs}")
         self.lines.append(f"  ret i64 %deepr{n}")
         self.lines.append(f"call{n}:")
-        r = self._emit(f"call i64 {fn}(ptr %st, ptr %mem){attrs}", "i64")
+        r = self._emit(f"call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem){attrs}", "i64")
         back = self._emit(f"icmp eq i64 {r}, {EXIT_RETURN}", "i1")
         self.lines.append(f"  br i1 {back}, label %back{n}, label %pass{n}, !prof !0")
         self.lines.append(f"pass{n}:")
@@ -997,7 +1003,7 @@ class LLVMBuilder:
         elif returns_to in self.known:
             self.callees.add(returns_to)
             name = self._tmp()
-            self.lines.append(f"  {name} = musttail call i64 @{block_symbol(returns_to)}(ptr %st, ptr %mem)"
+            self.lines.append(f"  {name} = musttail call {BLOCK_CC} i64 @{block_symbol(returns_to)}(ptr %st, ptr %mem)"
                               + attrs)
             self.lines.append(f"  ret i64 {name}")
         else:
@@ -1032,7 +1038,7 @@ class LLVMBuilder:
             self._host_call(str(fn), returns_to)
         else:
             r = self._tmp()
-            self.lines.append(f"  {r} = musttail call i64 {fn}(ptr %st, ptr %mem)")
+            self.lines.append(f"  {r} = musttail call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem)")
             self.lines.append(f"  ret i64 {r}")
         self.lines.append(f"{f}:")
         self._set_pc(target)
@@ -1127,7 +1133,7 @@ class LLVMBuilder:
             body = "\n".join(out)
             attach = f" !dbg !{sp}"
         attrs = "#4" if self.optnone else "#3" if self.noinline or self.fp_env else "#0"
-        return (f"define hidden i64 @{name}(ptr noalias nocapture %st, "
+        return (f"define hidden {BLOCK_CC} i64 @{name}(ptr noalias nocapture %st, "
                 f"ptr noalias %mem) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
 
 

@@ -10,14 +10,16 @@ are natural LLVM loops.
 
 A guest call is a host call (``LLVMBuilder._host_call``): when the callee
 returns to the call's return point, execution goes on in the caller's
-function, so a return point belongs to its call's region like a branch
-target (loops that call functions stay one LLVM loop).
+function.  A return point inside a loop belongs to its call's region like a
+branch target, so loops that call functions stay one LLVM loop; one outside
+loops heads a region (the caller tail-calls it after the host call).
 
 Heads are blocks that can be entered from outside anyway:
 
-* call targets (``jal`` with a link register) and blocks nothing reaches by
-  a direct branch or as a return point (syscall resumes, indirect-jump
-  targets, entries found in data or symbols);
+* call targets (``jal`` with a link register), return points outside
+  loops, and blocks nothing reaches by a direct branch or as a return point
+  (syscall resumes, indirect-jump targets, entries found in data or
+  symbols);
 * optional ``fp_barriers`` (blocks that must stay function boundaries; the
   AOT backend passes none: CSR accesses are ordered inside a region, see
   ``LLVMBuilder.fp_env``);
@@ -110,6 +112,13 @@ def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
         for t in s:
             preds[t] += 1
     heads |= {pc for pc, n in preds.items() if n == 0}
+    # Return points outside loops head regions of their own (entered by a
+    # direct tail call after the host call returns): the code after a call
+    # often sets up a loop, which then sees its constants in SSA, and the
+    # dispatcher's entry there after an unwind is optimised code.
+    in_loops = {pc for scc in _cycles(set(blocks), succ) for pc in scc}
+    heads |= {rp for pc in blocks if (rp := return_point(blocks[pc])) is not None
+              and rp in blocks and rp not in in_loops}
     heads |= {pc for pc in fp_barriers if pc in blocks}
     heads |= {pc for pc in extra_heads if pc in blocks}
     size = {pc: max(1, len(b.insns)) for pc, b in blocks.items()}

@@ -38,6 +38,31 @@
 typedef uint64_t (*block_fn)(void *state, uint8_t *mem);
 struct htab_entry { uint64_t pc; block_fn fn; };
 
+/*
+ * Translated blocks use LLVM's preserve_none convention (arguments in r12,
+ * r13; no callee-saved registers but rsp and rbp): enter_block(fn, state,
+ * mem) saves the C ABI's callee-saved registers around the call.  After 5
+ * pushes the stack is 16-byte aligned again, as the call expects.
+ */
+#ifdef __x86_64__
+__attribute__((visibility("hidden"))) uint64_t aotrt_enter_block(block_fn fn, void *state, uint8_t *mem);
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".globl aotrt_enter_block\n"
+        ".hidden aotrt_enter_block\n"
+        ".type aotrt_enter_block,@function\n"
+        "aotrt_enter_block:\n"
+        "  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
+        "  movq %rsi, %r12\n  movq %rdx, %r13\n"
+        "  callq *%rdi\n"
+        "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n"
+        "  retq\n"
+        ".size aotrt_enter_block, .-aotrt_enter_block\n");
+#define CALL_BLOCK(fn, state, mem) aotrt_enter_block((fn), (state), (mem))
+#else
+#define CALL_BLOCK(fn, state, mem) (fn)((state), (mem))
+#endif
+
 static sigjmp_buf fault_env;
 static volatile sig_atomic_t in_guest;
 static uintptr_t arena_lo, arena_hi;
@@ -175,7 +200,7 @@ static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry
             r = EXIT_MISS;
             break;
         }
-        r = fn(state, mem);
+        r = CALL_BLOCK(fn, state, mem);
         /* A block of one table may jump to code that was missing when it was
          * compiled but has since been JIT-compiled into table 2: re-probe. */
         if (r != EXIT_CONTINUE && r != EXIT_RETURN && !(r == EXIT_MISS && tab2))
