@@ -285,6 +285,7 @@ class LLVMBuilder:
         self._uno_of: dict[str, V] = {}        # fcmp uno f, f result -> f
         self._canonical_of: dict[str, V] = {}  # canonical(f) bits -> f
         self._double_of: dict[str, V] = {}     # f register bits loaded from a double alloca -> the double
+        self._int_of: dict[str, V] = {}        # bitcast_to_float result -> the integer bits it came from
         self._pc = entry_pc
         self._next_pc = entry_pc
         self._raw = 0
@@ -397,8 +398,12 @@ class LLVMBuilder:
             if 32 <= key < 64:
                 # f registers live in double allocas (their SSA values stay
                 # in XMM registers across the region; bits are preserved).
+                # Bit-level readers get the bits through a real movq that
+                # LLVM cannot see through: it would otherwise turn integer
+                # tests on bitcast(double) into FP compares (fclass, NaN-box
+                # checks), which raise invalid on a signalling NaN.
                 d = self._emit(f"load double, ptr %a{key}, align 8", "double")
-                v = self._emit(f"bitcast double {d} to i64", "i64")
+                v = self._emit(f'call i64 asm "movq $1, $0", "=r,x"(double {d})', "i64")
                 self._double_of[v.name] = d
                 return v
             return self._emit(f"load i64, ptr %a{key}, align 8", "i64")
@@ -654,11 +659,22 @@ class LLVMBuilder:
         # register: the operand never crosses to a general register.
         self._fp_ops += 1
         effect = " sideeffect" if self.fp_env else ""
-        return self._emit(f'call {fty} asm{effect} "", "=x,0"({fty} {f})', fty)
+        r = self._emit(f'call {fty} asm{effect} "", "=x,0"({fty} {f})', fty)
+        self._int_of[r.name] = v
+        return r
 
     def bitcast_to_int(self, v: V) -> V:
         ity = _ity(v.bits)
-        r = self._emit(f"bitcast {v.ty} {v} to {ity}", ity)
+        src = v
+        if v.name in self._quiet:
+            # The bits of an FP operation's result go through an opaque copy:
+            # LLVM lets an FP operation produce *any* NaN, so once the
+            # canonicalising select(uno(f), canonical NaN, bits(f)) is moved
+            # into the FP domain (f registers are doubles in regions) it
+            # could fold it to f itself (e.g. select(x < 0, NaN, sqrt(x)) to
+            # sqrt(x)), and the host's NaN payload would reach the guest.
+            src = self._emit(f'call {v.ty} asm "", "=x,0"({v.ty} {v})', v.ty)
+        r = self._emit(f"bitcast {v.ty} {src} to {ity}", ity)
         self._bits_of[r.name] = v
         return r
 
@@ -772,8 +788,11 @@ class LLVMBuilder:
         ity = _ity(a.bits)
         mag = (1 << (a.bits - 1)) - 1
         inf = 0x7F800000 if a.bits == 32 else 0x7FF0000000000000
-        ai = self._emit(f"bitcast {a.ty} {a} to {ity}", ity)
-        bi = self._emit(f"bitcast {b.ty} {b} to {ity}", ity)
+        # The operands' integer bits (never a bitcast of the float: LLVM
+        # would turn the NaN tests back into an x86 compare, with its flags).
+        ai, bi = (self._int_of.get(x.name) or self._emit(
+            f'call {ity} asm "mov{"q" if a.bits == 64 else "d"} $1, $0", "=r,x"({x.ty} {x})', ity)
+            for x in (a, b))
         am = self._emit(f"and {ity} {ai}, {mag}", ity)
         bm = self._emit(f"and {ity} {bi}, {mag}", ity)
         an = self._emit(f"icmp ugt {ity} {am}, {inf}", "i1")
