@@ -40,7 +40,7 @@ struct htab_entry { uint64_t pc; block_fn fn; };
 
 /*
  * Translated blocks use LLVM's preserve_none convention (arguments in r12,
- * r13; no callee-saved registers but rsp and rbp): enter_block(fn, state,
+ * r13; no callee-saved registers but rsp and rbp): aotrt_enter_block(fn, state,
  * mem) saves the C ABI's callee-saved registers around the call.  After 5
  * pushes the stack is 16-byte aligned again, as the call expects.
  */
