@@ -96,7 +96,7 @@ def _may_read(insn: Insn, reg: int) -> bool:
     return reg in (insn.rs1, insn.rs2, insn.rs3)
 
 
-def fflags_read_dead(blocks: "dict[int, object]", block_pc: int, after: int, reg: int,
+def fflags_read_dead(blocks: dict[int, object], block_pc: int, after: int, reg: int,
                      max_blocks: int = 32) -> bool:
     """Whether x[``reg``] is dead after instruction index ``after`` of block
     ``block_pc``: every path overwrites it before reading it, without
