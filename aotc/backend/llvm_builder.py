@@ -947,12 +947,16 @@ class LLVMBuilder:
         elif target in self.known:
             self._exit_flush()
             self.callees.add(target)
-            name = self._tmp()
-            self.lines.append(f"  {name} = musttail call {BLOCK_CC} i64 @{block_symbol(target)}(ptr %st, ptr %mem)"
-                              + (" #5" if self.fp_env else ""))
-            self.lines.append(f"  ret i64 {name}")
+            self._tail_call(f"@{block_symbol(target)}", " #5" if self.fp_env else "")
         else:
             self._exit(EXIT_MISS, target)
+
+    def _tail_call(self, fn: str, attrs: str = "") -> None:
+        """Leave through a tail call of block function ``fn`` (registers
+        already in the state), returning its exit code."""
+        r = self._tmp()
+        self.lines.append(f"  {r} = musttail call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem){attrs}")
+        self.lines.append(f"  ret i64 {r}")
 
     def _end(self) -> None:
         if self.ended:
@@ -1001,8 +1005,7 @@ class LLVMBuilder:
         n = self._n
         self.lines.append(f"  br i1 {room}, label %call{n}, label %deep{n}, !prof !0")
         self.lines.append(f"deep{n}:")
-        self.lines.append(f"  %deepr{n} = musttail call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem){attrs}")
-        self.lines.append(f"  ret i64 %deepr{n}")
+        self._tail_call(fn, attrs)
         self.lines.append(f"call{n}:")
         r = self._emit(f"call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem){attrs}", "i64")
         back = self._emit(f"icmp eq i64 {r}, {EXIT_RETURN}", "i1")
@@ -1021,10 +1024,7 @@ class LLVMBuilder:
             self.lines.append(f"  ret i64 {EXIT_CONTINUE}")
         elif returns_to in self.known:
             self.callees.add(returns_to)
-            name = self._tmp()
-            self.lines.append(f"  {name} = musttail call {BLOCK_CC} i64 @{block_symbol(returns_to)}(ptr %st, ptr %mem)"
-                              + attrs)
-            self.lines.append(f"  ret i64 {name}")
+            self._tail_call(f"@{block_symbol(returns_to)}", attrs)
         else:
             self.lines.append(f"  ret i64 {EXIT_MISS}")
 
@@ -1056,9 +1056,7 @@ class LLVMBuilder:
         if returns_to is not None:
             self._host_call(str(fn), returns_to)
         else:
-            r = self._tmp()
-            self.lines.append(f"  {r} = musttail call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem)")
-            self.lines.append(f"  ret i64 {r}")
+            self._tail_call(str(fn))
         self.lines.append(f"{f}:")
         self._set_pc(target)
         self.lines.append(f"  ret i64 {EXIT_CONTINUE}")
