@@ -48,11 +48,11 @@ def test_join_of_two_regions_and_size_cap():
     assert {BASE, 0x10004, 0x10008} <= small.heads
 
 
-def test_loop_through_a_call_gets_a_head_where_it_starts():
+def test_loop_through_a_call_gets_an_entry_where_it_starts():
     """A return point is entered through its stand-alone copy after the host
     stack was unwound; a loop of non-head blocks it reaches would then run
-    unoptimised for good, so the loop's first block becomes a head (and the
-    loop, return point included, stays whole in that head's region)."""
+    unoptimised for good, so the loop's first block becomes an entry: a
+    second, optimised function holding the loop (the region stays whole)."""
     code = words(
         addi(5, 0, 3),          # 0x10000: entry
         addi(5, 5, -1),         # 0x10004: loop start
@@ -64,9 +64,32 @@ def test_loop_through_a_call_gets_a_head_where_it_starts():
         addi(10, 10, 1),        # 0x1001c: f
         RET)
     blocks, r = _regions(code)
-    assert 0x10004 in r.heads and 0x1000c not in r.heads
-    assert r.head_of[0x1000c] == 0x10004
-    assert r.members[BASE] == (BASE,)
+    assert 0x10004 not in r.heads and 0x1000c not in r.heads
+    assert r.members[BASE] == (BASE, 0x10004, 0x1000c, 0x10010)   # 0x10010: after the loop
+    assert r.entries == {0x10004: (0x10004, 0x1000c, 0x10010)}
+
+
+def test_inner_loop_after_a_return_point_gets_its_own_entry():
+    """The return point sits in an inner loop whose outer loop's first block
+    lies outside it: the copies would circle the inner loop, so it gets an
+    entry too."""
+    code = words(
+        addi(5, 0, 3),          # 0x10000: entry
+        addi(6, 0, 3),          # 0x10004: outer loop start
+        jal(1, 0x18),           # 0x10008: inner loop: call f (0x10020)
+        addi(6, 6, -1),         # 0x1000c: return point
+        bne(6, 0, -8),          # 0x10010: inner back edge -> 0x10008
+        addi(5, 5, -1),         # 0x10014
+        bne(5, 0, -20),         # 0x10018: outer back edge -> 0x10004
+        ECALL,                  # 0x1001c
+        addi(10, 10, 1),        # 0x10020: f
+        RET)
+    blocks, r = _regions(code)
+    assert not {0x10004, 0x10008, 0x1000c} & r.heads
+    assert set(r.entries) == {0x10004, 0x10008}
+    assert r.entries[0x10008][0] == 0x10008 and 0x10004 in r.entries[0x10008]
+    # every block belongs to exactly one region
+    assert sorted(p for m in r.members.values() for p in m) == sorted(blocks)
 
 
 def test_join_after_a_call_stays_in_the_loop():
@@ -86,7 +109,8 @@ def test_join_after_a_call_stays_in_the_loop():
         addi(10, 10, 1),        # 0x10028: f
         RET)
     blocks, r = _regions(code)
-    assert 0x10004 in r.heads
+    assert 0x10004 not in r.heads and 0x10004 in r.entries
     loop = {0x10004, 0x10008, 0x10010, 0x10014, 0x10018}
     assert loop <= set(blocks)
-    assert {pc for pc in loop if r.head_of[pc] == 0x10004} == loop
+    assert {pc for pc in loop if r.head_of[pc] == BASE} == loop
+    assert loop <= set(r.entries[0x10004])

@@ -29,7 +29,7 @@ from aotc.isa.riscv64.fflags_idiom import fflags_read_dead, trio_starts
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
 # Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 15
+CODEGEN_VERSION = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +200,9 @@ _FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
            '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
 
 
-# A unit of compilation: a region (head pc, member blocks head first) or the
-# stand-alone copy of a block that belongs to a region it is not the head of.
+# A unit of compilation: a region (member blocks head first; also a region
+# entry's second function, see aotc.backend.regions) or the stand-alone copy
+# of a block that belongs to a region it is neither the head nor an entry of.
 Unit = tuple[str, list[Block]]
 
 
@@ -215,9 +216,11 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
     parts = [_HEADER]
     debug = DebugInfo()
     for kind, members in units:
-        if kind == "region":
-            text, b = lift_region(members, known, htab_mask, untranslated, debug=debug, count=count,
-                                  dead_reads=dead_reads)
+        if kind in ("region", "entry"):
+            # An entry's instructions are reported by the region that holds them.
+            text, b = lift_region(members, known, htab_mask,
+                                  untranslated if kind == "region" else [], debug=debug,
+                                  count=count, dead_reads=dead_reads)
         else:
             # Stand-alone copies: their instructions are already reported by
             # the region that holds them.
@@ -245,11 +248,14 @@ def compile_units(blocks: dict[int, Block], barriers: frozenset[int]) -> list[tu
     # stand-alone copies of such blocks keep the barriers.
     regions = form_regions(blocks)
     units: list[tuple[int, Unit]] = []
+    for kind, all_pcs in (("region", regions.members.values()), ("entry", regions.entries.values())):
+        for pcs in all_pcs:
+            members = [blocks[pc] for pc in pcs]
+            units.append((sum(len(m.insns) + 1 for m in members), (kind, members)))
     for pcs in regions.members.values():
-        members = [blocks[pc] for pc in pcs]
-        units.append((sum(len(m.insns) + 1 for m in members), ("region", members)))
-        for m in members[1:]:
-            units.append(((len(m.insns) + 1) // 3, ("copy", [m])))
+        for m in pcs[1:]:
+            if m not in regions.entries:
+                units.append(((len(blocks[m].insns) + 1) // 3, ("copy", [blocks[m]])))
     return units
 
 

@@ -24,30 +24,39 @@ Heads are blocks that can be entered from outside anyway:
   AOT backend passes none: CSR accesses are ordered inside a region, see
   ``LLVMBuilder.fp_env``);
 * ``extra_heads`` (e.g. blocks the JIT enters through the dispatcher);
-* blocks reached from two regions (fixpoint), and blocks past the size cap;
-* loop entries reachable from a return point (see below).
+* blocks reached from two regions (fixpoint), and blocks past the size cap.
 
 Every non-head block is still a valid dispatcher entry (the table lists all
 blocks): the backend also emits a small unoptimised stand-alone function
 for it, used only when something enters the middle of a region.  Return
 points are entered that way whenever the host stack was unwound while the
 callee ran (a syscall, a miss, a deep recursion's tail calls): the
-stand-alone copies then chain until they reach a head.  So that this never
-means a whole loop in unoptimised code, every cycle of non-head blocks a
-return point reaches gets a head (its first block in depth-first order from
-the region's head).
+stand-alone copies then chain until they reach a head or an *entry*.  So
+that this never means a whole loop in unoptimised code, every cycle of
+non-head blocks a return point reaches gets an entry (its first block in
+depth-first order from the region's head): instead of a stand-alone copy,
+an entry is compiled as a second, optimised function holding every block of
+its region it reaches.  The region itself stays whole, so a function whose
+loop calls itself (``fib`` after gcc turned one of its calls into a loop)
+is one LLVM function, not three joined by tail calls.  Only small entries
+are compiled twice: one that would reach more than ``MAX_ENTRY_INSNS``
+instructions (the big loops of ``vfprintf``, say) becomes a head instead,
+splitting its region there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aotc.discover import Block
 from aotc.isa.riscv64.semantics.rvi import LINK_REGS
 
 # Guest instructions per region, bounding LLVM's work per function.
 MAX_REGION_INSNS = 1200
+# Guest instructions per entry function (code compiled twice); a loop entry
+# that would reach more heads a region of its own instead.
+MAX_ENTRY_INSNS = 48
 
 
 def successors(block: Block) -> tuple[tuple[int, ...], int | None]:
@@ -92,6 +101,9 @@ def _always_traps(insn) -> bool:
 class Regions:
     head_of: dict[int, int]             # block pc -> its region's head pc
     members: dict[int, tuple[int, ...]]  # head pc -> member pcs, head first
+    # entry pc -> the blocks of its region it reaches, entry first (see the
+    # module docstring); an entry is never a head.
+    entries: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def heads(self) -> frozenset[int]:
@@ -99,7 +111,8 @@ class Regions:
 
 
 def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
-                 extra_heads: Iterable[int] = (), max_insns: int = MAX_REGION_INSNS) -> Regions:
+                 extra_heads: Iterable[int] = (), max_insns: int = MAX_REGION_INSNS,
+                 max_entry_insns: int = MAX_ENTRY_INSNS) -> Regions:
     succ: dict[int, tuple[int, ...]] = {}
     preds: dict[int, int] = {pc: 0 for pc in blocks}
     heads: set[int] = set()
@@ -150,7 +163,10 @@ def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
             if rest:
                 new_heads.add(rest[0])
             else:
-                new_heads = _loops_after_return_points(blocks, succ, heads, owner)
+                entries = _return_loop_entries(blocks, succ, heads, owner)
+                # An entry whose function would be large heads a region instead.
+                new_heads = {e for e, pcs in entries.items()
+                             if sum(size[pc] for pc in pcs) > max_entry_insns}
                 if not new_heads:
                     break
         heads |= new_heads
@@ -158,15 +174,34 @@ def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
     for pc in sorted(owner):
         if pc not in heads:
             members[owner[pc]].append(pc)
-    return Regions(owner, {h: tuple(m) for h, m in members.items()})
+    return Regions(owner, {h: tuple(m) for h, m in members.items()}, entries)
 
 
-def _loops_after_return_points(blocks: dict[int, Block], succ: dict[int, tuple[int, ...]],
-                               heads: set[int], owner: dict[int, int]) -> set[int]:
-    """One new head per cycle of non-head blocks that a return point reaches
+def _within_region(start: int, succ: dict[int, tuple[int, ...]], heads: set[int],
+                   owner: dict[int, int], stop: "set[int] | frozenset[int]" = frozenset()) -> set[int]:
+    """Non-head blocks of ``start``'s region reachable from it by branches
+    inside the region (not past a block of ``stop`` other than ``start``)."""
+    seen: set[int] = set()
+    work = [start]
+    while work:
+        pc = work.pop()
+        if pc in seen:
+            continue
+        seen.add(pc)
+        if pc in stop and pc != start:
+            continue
+        work.extend(t for t in succ[pc] if t not in heads and owner.get(t) == owner.get(start))
+    return seen
+
+
+def _return_loop_entries(blocks: dict[int, Block], succ: dict[int, tuple[int, ...]],
+                         heads: set[int], owner: dict[int, int]) -> dict[int, tuple[int, ...]]:
+    """One entry per cycle of non-head blocks that a return point reaches
     (its first block in depth-first order from the region head), so the
-    stand-alone copies entered at a return point reach a head within one
-    trip around any loop."""
+    stand-alone copies entered at a return point reach optimised code within
+    one trip around any loop; each with the blocks of its region it reaches.
+    Cycles that still avoid every entry (an inner loop whose outer loop's
+    entry lies outside it) get entries of their own, until none is left."""
     order: dict[int, int] = {}
     for h in sorted(heads):
         # Depth-first preorder of each region from its head.
@@ -178,21 +213,24 @@ def _loops_after_return_points(blocks: dict[int, Block], succ: dict[int, tuple[i
             order[pc] = len(order)
             stack.extend(t for t in reversed(succ[pc])
                          if t not in heads and owner.get(t) == owner[h] and t not in order)
-    starts = [rp for pc in blocks if (rp := return_point(blocks[pc])) is not None
-              and rp in blocks and rp not in heads]
-    # Non-head blocks reachable from a return point, within its region.
-    reach: set[int] = set()
-    work = list(starts)
-    while work:
-        pc = work.pop()
-        if pc in reach:
-            continue
-        reach.add(pc)
-        work.extend(t for t in succ[pc] if t not in heads and owner.get(t) == owner.get(pc))
-    new: set[int] = set()
-    for scc in _cycles(reach, succ):
-        new.add(min(scc, key=lambda pc: order.get(pc, 1 << 62)))
-    return new
+    starts = sorted({rp for pc in blocks if (rp := return_point(blocks[pc])) is not None
+                     and rp in blocks and rp not in heads})
+    entries: set[int] = set()
+    while True:
+        # Blocks the copies run through from a return point before they
+        # reach a head or an entry.
+        reach: set[int] = set()
+        for rp in starts:
+            if rp not in entries:
+                reach |= _within_region(rp, succ, heads, owner, entries) - entries
+        new = {min(scc, key=lambda pc: order.get(pc, 1 << 62)) for scc in _cycles(reach, succ)}
+        if not new:
+            break
+        entries |= new
+    out: dict[int, tuple[int, ...]] = {}
+    for e in sorted(entries):
+        out[e] = (e, *sorted(_within_region(e, succ, heads, owner) - {e}))
+    return out
 
 
 def _cycles(nodes: set[int], succ: dict[int, tuple[int, ...]]) -> list[list[int]]:
