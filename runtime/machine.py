@@ -119,6 +119,12 @@ class Machine:
             if meta.get("guest_isa") != "riscv64" or meta.get("engine") != "aot":
                 raise ImageError(f"this image needs the {meta.get('engine')} engine for a "
                                  f"{meta.get('guest_isa')} guest, which this runtime does not provide yet")
+            from aotc.backend.abi import CODEGEN_VERSION
+            if meta.get("codegen_version") != CODEGEN_VERSION:
+                # Its code may assume another calling convention or state layout.
+                raise ImageError(f"this image holds code generator version {meta.get('codegen_version')} "
+                                 f"output; this aotrun runs version {CODEGEN_VERSION}: translate the "
+                                 "guest again with this aotc (`aotc build`)")
             segments = image.segments
             auxv = AuxvInfo(entry=int(meta["entry"]), phdr_vaddr=int(meta["phdr_vaddr"]),
                             phent=int(meta["phent"]), phnum=int(meta["phnum"]))

@@ -173,6 +173,28 @@ def test_aotrun_wrong_host_image(good_image, tmp_path):
     _check_refused(proc, "aarch64")
 
 
+@pytest.mark.parametrize("version", ["older", "missing"])
+def test_aotrun_refuses_other_codegen_version(version, good_image, tmp_path):
+    """An image from another code generator version (a validly signed one:
+    say, made by an older aotc) may assume another calling convention or
+    state layout, so it is refused before any of its code runs."""
+    from aotc.backend.abi import CODEGEN_VERSION
+    from aotc.image import ImageContents, write_image
+    from aotc.keys import load_or_create_signing_key
+    from loader import read_image_file
+
+    contents = read_image_file(good_image).contents
+    assert contents.metadata["codegen_version"] == CODEGEN_VERSION
+    meta = dict(contents.metadata, codegen_version=CODEGEN_VERSION - 1)
+    if version == "missing":
+        del meta["codegen_version"]
+    bad = tmp_path / f"{version}.so"
+    write_image(bad, ImageContents(contents.host_object, meta, contents.segments), load_or_create_signing_key())
+    proc = run_tool([*aotrun_cmd(), "--clear-env", str(bad), "x"])
+    _check_refused(proc, "code generator version")
+    assert b"hello" not in proc.stdout
+
+
 def test_guest_crash_is_reported_with_pc(build_image_cached):
     image = build_image_cached(BIN / "crash.riscv64-musl")
     proc = run_tool([*aotrun_cmd(), "--clear-env", str(image)])

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from aotc.backend.abi import CODEGEN_VERSION  # re-exported: the build uses it from here
 from aotc.backend.llvm_builder import BLOCK_CC, HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_symbol
 from aotc.backend.regions import form_regions
 from aotc.discover import Block
@@ -28,8 +29,6 @@ from aotc.isa.riscv64.fflags_idiom import fflags_read_dead, trio_starts
 
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
-# Version of the code generator's output; part of every cache key.
-CODEGEN_VERSION = 16
 
 
 @dataclass(frozen=True, slots=True)
