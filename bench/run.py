@@ -13,7 +13,7 @@ compiles in the suite pooled.
 Not a test: machines are noisy, so only ratios from one run mean anything.
 
 Workloads: each program runs with the argument in WORKLOADS, sized so the
-native build takes 1-2 s here; aotrun's fixed start-up (~0.1 s of Python,
+native binary runs for 1-2 s here; aotrun's fixed start-up (~0.1 s of Python,
 reported on its own from hello) would otherwise decide the ratio of a
 0.2 s program.  ``--workload short`` runs the programs' built-in defaults
 (0.15-0.35 s natively) instead.  The JIT run always uses the defaults: it
