@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from aotc.backend.abi import CODEGEN_VERSION  # re-exported: the build uses it from here
-from aotc.backend.llvm_builder import BLOCK_CC, HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_symbol
+from aotc.backend.llvm_builder import HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_declaration, block_symbol
 from aotc.backend.regions import form_regions
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError
@@ -232,7 +232,7 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
         decls |= b.intrinsics
         uses_htab |= b.uses_htab
     for pc in sorted(callees - defined):
-        parts.append(f"declare hidden {BLOCK_CC} i64 @{block_symbol(pc)}(ptr, ptr)")
+        parts.append(block_declaration(pc))
     parts.extend(sorted(decls))
     if uses_htab:
         parts.append(f"@{HTAB_SYMBOL} = external hidden global [0 x [2 x i64]]")
@@ -269,7 +269,7 @@ def table_ir(block_pcs: list[int], htab_mask: int, metadata_words: dict[str, int
         slots[h] = pc
     lines = [_HEADER]
     for pc in block_pcs:
-        lines.append(f"declare hidden {BLOCK_CC} i64 @{block_symbol(pc)}(ptr, ptr)")
+        lines.append(block_declaration(pc))
     entries = []
     for pc in slots:
         if pc is None:

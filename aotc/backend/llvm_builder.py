@@ -214,6 +214,12 @@ def block_symbol(pc: int) -> str:
     return f"b_{pc:x}"
 
 
+def block_declaration(pc: int) -> str:
+    """The declaration of block ``pc``'s function, for a module that calls
+    or refers to it without defining it."""
+    return f"declare hidden {BLOCK_CC} i64 @{block_symbol(pc)}(ptr, ptr)"
+
+
 class LLVMBuilder:
     """Emit one guest block as one LLVM function."""
 

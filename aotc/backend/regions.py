@@ -130,8 +130,8 @@ def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
     # often sets up a loop, which then sees its constants in SSA, and the
     # dispatcher's entry there after an unwind is optimised code.
     in_loops = {pc for scc in _cycles(set(blocks), succ) for pc in scc}
-    heads |= {rp for pc in blocks if (rp := return_point(blocks[pc])) is not None
-              and rp in blocks and rp not in in_loops}
+    return_points = {rp for b in blocks.values() if (rp := return_point(b)) is not None and rp in blocks}
+    heads |= return_points - in_loops
     heads |= {pc for pc in fp_barriers if pc in blocks}
     heads |= {pc for pc in extra_heads if pc in blocks}
     size = {pc: max(1, len(b.insns)) for pc, b in blocks.items()}
@@ -163,7 +163,7 @@ def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
             if rest:
                 new_heads.add(rest[0])
             else:
-                entries = _return_loop_entries(blocks, succ, heads, owner)
+                entries = _return_loop_entries(return_points - heads, succ, heads, owner)
                 # An entry whose function would be large heads a region instead.
                 new_heads = {e for e, pcs in entries.items()
                              if sum(size[pc] for pc in pcs) > max_entry_insns}
@@ -178,7 +178,7 @@ def form_regions(blocks: dict[int, Block], fp_barriers: Iterable[int] = (),
 
 
 def _within_region(start: int, succ: dict[int, tuple[int, ...]], heads: set[int],
-                   owner: dict[int, int], stop: "set[int] | frozenset[int]" = frozenset()) -> set[int]:
+                   owner: dict[int, int], stop: set[int] | frozenset[int] = frozenset()) -> set[int]:
     """Non-head blocks of ``start``'s region reachable from it by branches
     inside the region (not past a block of ``stop`` other than ``start``)."""
     seen: set[int] = set()
@@ -194,9 +194,10 @@ def _within_region(start: int, succ: dict[int, tuple[int, ...]], heads: set[int]
     return seen
 
 
-def _return_loop_entries(blocks: dict[int, Block], succ: dict[int, tuple[int, ...]],
+def _return_loop_entries(starts: set[int], succ: dict[int, tuple[int, ...]],
                          heads: set[int], owner: dict[int, int]) -> dict[int, tuple[int, ...]]:
-    """One entry per cycle of non-head blocks that a return point reaches
+    """One entry per cycle of non-head blocks that a return point (of
+    ``starts``, the non-head ones) reaches
     (its first block in depth-first order from the region head), so the
     stand-alone copies entered at a return point reach optimised code within
     one trip around any loop; each with the blocks of its region it reaches.
@@ -213,14 +214,12 @@ def _return_loop_entries(blocks: dict[int, Block], succ: dict[int, tuple[int, ..
             order[pc] = len(order)
             stack.extend(t for t in reversed(succ[pc])
                          if t not in heads and owner.get(t) == owner[h] and t not in order)
-    starts = sorted({rp for pc in blocks if (rp := return_point(blocks[pc])) is not None
-                     and rp in blocks and rp not in heads})
     entries: set[int] = set()
     while True:
         # Blocks the copies run through from a return point before they
         # reach a head or an entry.
         reach: set[int] = set()
-        for rp in starts:
+        for rp in sorted(starts):
             if rp not in entries:
                 reach |= _within_region(rp, succ, heads, owner, entries) - entries
         new = {min(scc, key=lambda pc: order.get(pc, 1 << 62)) for scc in _cycles(reach, succ)}
