@@ -766,7 +766,8 @@ def flag_neutral(b: Builder) -> None:
     """``frflags rX; f{lt,le,eq} rY, a, b; fsflags rX`` (glibc's sqrt guard)
     leaves fflags as they were, whatever the compare raised (NaNs: NV), and
     rX holds them.  Translated code fuses the three (the compare is done on
-    the bits, the CSR accesses vanish when rX is dead): once with rX read
+    the bits or, for an ordered pair, with ucomis[sd], the CSR accesses
+    vanish when rX is dead): once with rX read
     afterwards, once with rX overwritten."""
     c = b.case("flag-neutral")
     c.fcsr = RUP << 5 | NX | OF

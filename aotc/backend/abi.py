@@ -4,4 +4,4 @@
 # recorded in every image, and an image runs only on a runtime of the same
 # version (the block calling convention, the state layout the code assumes
 # and the exit codes may change from one version to the next).
-CODEGEN_VERSION = 16
+CODEGEN_VERSION = 17

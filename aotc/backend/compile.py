@@ -196,6 +196,7 @@ _FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
            'attributes #3 = { noinline nounwind "frame-pointer"="none" }\n'
            'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" }\n'
            'attributes #5 = { noinline }\n'
+           'attributes #6 = { nounwind memory(none) }\n'
            '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
 
 
