@@ -1,8 +1,15 @@
 """The guest arena: one reserved host range that holds all guest memory.
 
-A guest address ``g`` lives at host address ``base + (g & (size - 1))``;
-translated code computes exactly that, so no guest address can name host
-memory outside the arena.  Pages the guest has not mapped are PROT_NONE on
+A guest address ``g`` lives at host address ``base + (g & (size - 1))``.
+Translated code computes ``base + (r & (size - 1)) + imm`` for a load or
+store at ``imm(r)`` (|imm| < 2 KiB), so an access can land at most 2 KiB
+outside ``[base, base + size)``: into PROT_NONE guards below and above the
+arena, never onto other host memory.  The wrap that costs is then one
+32-bit move per base register value, shared by all accesses through it,
+and LLVM sees ``8(sp)`` and ``16(sp)`` as neighbours.  Such an
+access is one whose address leaves the 4 GiB guest space, or (from a base
+past its end) lands in its top ``TOP_RESERVED`` bytes, which the guest can
+never map: a fault in every engine.  Pages the guest has not mapped are PROT_NONE on
 the host, so a stray guest access faults and becomes a guest SIGSEGV.
 
 The runtime (syscalls, loader) reaches guest memory only through this class,
@@ -41,6 +48,14 @@ _MADV_DONTNEED = 4
 # Bytes past the arena's end kept PROT_NONE, so an access that starts at the
 # last guest byte and runs over the end faults instead of leaving the arena.
 GUARD = 1 << 16
+# Bytes before the arena kept PROT_NONE: ``-8(r)`` with r's low 32 bits 0
+# reaches below it in translated code (see above).
+GUARD_BELOW = 1 << 16
+# The top of the guest address space, never mappable (as Linux keeps a gap
+# below its user address limit): an access ``-8(r)`` with r = 2^32 + 4 is at
+# guest address 2^32 - 4 for the interpreter and in the bottom guard for
+# translated code; with nothing mappable there, both fault.
+TOP_RESERVED = 1 << 16
 
 
 def page_down(x: int) -> int:
@@ -68,12 +83,14 @@ class GuestMemory:
         self.bits = bits
         self.size = 1 << bits
         self.mask = self.size - 1
-        addr = _libc.mmap(None, self.size + GUARD, PROT_NONE,
+        # Guest mappings end at or below this address (see TOP_RESERVED).
+        self.limit = self.size - TOP_RESERVED
+        addr = _libc.mmap(None, GUARD_BELOW + self.size + GUARD, PROT_NONE,
                           _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_NORESERVE, -1, 0)
         if addr in (None, ctypes.c_void_p(-1).value):
             raise RuntimeSetupError(f"cannot reserve a {self.size >> 20} MiB guest arena "
                                     f"(errno {ctypes.get_errno()})")
-        self.base: int = addr
+        self.base: int = addr + GUARD_BELOW
         # Sorted, non-overlapping page ranges the guest has mapped.
         self._maps: list[Mapping] = []
         self.mapped_bytes = 0
@@ -98,7 +115,7 @@ class GuestMemory:
                                     f"(errno {ctypes.get_errno()})")
 
     def _check_range(self, start: int, end: int) -> None:
-        if start < 0 or end > self.size or start > end:
+        if start < 0 or end > self.limit or start > end:
             raise GuestMemoryError(start, end - start)
 
     def _split(self, addr: int) -> None:
@@ -251,5 +268,5 @@ class GuestMemory:
 
     def release(self) -> None:
         if self.base:
-            _libc.munmap(self.base, self.size + GUARD)
+            _libc.munmap(self.base - GUARD_BELOW, GUARD_BELOW + self.size + GUARD)
             self.base = 0

@@ -107,7 +107,7 @@ class Machine:
                  strace: TextIO | None = None, exe_path: str = "", elf=None,
                  engine: str = "aot", fallback: str = "jit") -> None:
         from runtime import _native
-        from runtime.guest_memory import GUARD, GuestMemory
+        from runtime.guest_memory import GUARD, GUARD_BELOW, GuestMemory
         from runtime.linux.abi import RISCV64_ABI
         from runtime.linux.kernel import LinuxKernel
         from runtime.process import AuxvInfo, build_initial_stack, load_segments
@@ -145,7 +145,7 @@ class Machine:
         self.fallback = "jit" if engine == "jit" else ("interp" if engine == "interp" else fallback)
         self._native = _native
         self.mem = GuestMemory(bits=arena_bits)
-        _native.install_fault_handler(self.mem.base, self.mem.size + GUARD)
+        _native.install_fault_handler(self.mem.base, self.mem.size + GUARD, GUARD_BELOW)
         brk = load_segments(self.mem, segments)
         sp = build_initial_stack(self.mem, argv=list(argv), envp=list(envp), auxv_info=auxv,
                                  isa="riscv64")

@@ -92,7 +92,7 @@ def load_segments(mem: GuestMemory, segments: Iterable[GuestSegment]) -> int:
         else:
             pieces.append([a, b, prot])
     for start, end, prot in pieces:
-        if end > mem.size:
+        if end > mem.limit:
             raise RuntimeSetupError(f"segment range {start:#x}-{end:#x} does not fit the guest arena")
         mem.map(start, end - start, prot, name="[elf]")
     # Fresh pages are zero, so bss (memsz beyond filesz) needs no explicit fill.
@@ -129,7 +129,7 @@ def build_initial_stack(mem: GuestMemory, *, argv: Sequence[bytes], envp: Sequen
     16 random bytes (AT_RANDOM), padding, then the auxv/envp/argv vectors with
     argc at the 16-byte aligned stack pointer that is returned.
     """
-    if stack_top % PAGE or stack_size % PAGE or stack_size <= 0 or stack_top > mem.size:
+    if stack_top % PAGE or stack_size % PAGE or stack_size <= 0 or stack_top > mem.limit:
         raise RuntimeSetupError(f"bad stack placement top={stack_top:#x} size={stack_size:#x}")
     argv = [bytes(a) for a in argv]
     envp = [bytes(e) for e in envp]

@@ -8,6 +8,7 @@ import json
 import struct
 from pathlib import Path
 
+import pytest
 from conftest import aotc_cmd, aotrun_cmd, run_tool
 
 BASE = 0x10000
@@ -96,3 +97,64 @@ def test_fault_pc_inside_an_optimised_loop(tmp_path, config_dir):
     err = proc.stderr.decode()
     assert proc.returncode == 139, err
     assert f"SIGSEGV at pc {ENTRY + 16:#x}: invalid memory access at {BASE + 0x1000:#x}" in err, err
+
+
+def ld(rd: int, rs1: int, imm: int) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (3 << 12) | (rd << 7) | 0x03
+
+
+def shift(rd: int, rs1: int, amount: int, right: bool) -> int:
+    return (amount << 20) | (rs1 << 15) | ((5 if right else 1) << 12) | (rd << 7) | 0x13
+
+
+def low32(rd: int, value: int) -> list[int]:
+    """rd = value (a 32-bit unsigned value whose low 12 bits are 0)."""
+    return [((value & 0xFFFFF000) | (rd << 7) | 0x37),      # lui (sign-extends)
+            shift(rd, rd, 32, False), shift(rd, rd, 32, True)]
+
+
+# Accesses whose immediate takes the address out of the 4 GiB guest space:
+# translated code adds the immediate after wrapping the base into the arena,
+# so they land in the arena's guards; every engine reports a SIGSEGV at the
+# access, at its true 64-bit guest address.
+_WRAPS = {
+    # sd a1, -8(zero): below address 0
+    "below": ([sd(11, 0, -8)], 0xFFFF_FFFF_FFFF_FFF8),
+    # a0 = 0xfffffff8; ld a1, 16(a0): past 4 GiB
+    "above": ([addi(10, 0, -8), shift(10, 10, 32, False), shift(10, 10, 32, True), ld(11, 10, 16)],
+              0x1_0000_0008),
+}
+
+
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
+@pytest.mark.parametrize("case", sorted(_WRAPS))
+def test_access_past_the_guest_address_space_faults(tmp_path, config_dir, case, engine):
+    access, addr = _WRAPS[case]
+    words = [addi(11, 0, 2), *access, addi(17, 0, 93), ECALL]
+    image, _ = build(tmp_path, f"wrap-{case}", words)
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
+    err = proc.stderr.decode()
+    pc = ENTRY + 4 * (len(access))                     # the access is the last of them
+    assert proc.returncode == 139, err
+    assert f"SIGSEGV at pc {pc:#x}: invalid memory access at {addr:#x}" in err, err
+
+
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
+def test_the_top_of_the_address_space_stays_unmapped(tmp_path, config_dir, engine):
+    """mmap(MAP_FIXED) of the guest space's last page fails with ENOMEM (it is
+    kept free, see runtime/guest_memory.TOP_RESERVED), so ``-8(r)`` with r
+    just past 4 GiB, which translated code sends into the arena's bottom
+    guard, faults in the interpreter too."""
+    mmap_fixed = [*low32(10, 0xFFFF_F000), addi(11, 0, 1), shift(11, 11, 12, False),   # a1 = 4096
+                  addi(12, 0, 3), addi(13, 0, 0x32), addi(14, 0, -1), addi(15, 0, 0),  # RW, PRIVATE|ANON|FIXED
+                  addi(17, 0, 222), ECALL, addi(17, 0, 93), ECALL]
+    image, _ = build(tmp_path, "mmap-top", mmap_fixed)
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
+    assert proc.returncode == (-12) & 0xFF, proc.stderr                  # exit(-ENOMEM)
+    # a0 = 2^32 + 4; ld a1, -8(a0): guest address 0xfffffffc
+    access = [addi(10, 0, 1), shift(10, 10, 32, False), addi(10, 10, 4), ld(11, 10, -8)]
+    image, _ = build(tmp_path, "wrap-top", [*access, addi(17, 0, 93), ECALL])
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 139, err
+    assert f"SIGSEGV at pc {ENTRY + 12:#x}" in err, err

@@ -171,6 +171,16 @@ _PURE_ASM = " #6"
 _UCOMI_FLAG = {"olt": "a", "ole": "ae", "oeq": "e"}
 
 
+# Largest |immediate| a load or store may add after the base register is
+# wrapped into the arena: the guards below and above it are 64 KiB, RISC-V
+# immediates are 12 bits.
+_MAX_DISP = 2048
+
+
+def _is_literal(name: str) -> bool:
+    return name.lstrip("-").isdigit()
+
+
 def _pure(effect: str) -> str:
     return "" if effect else _PURE_ASM
 _RELOAD = ";reload"
@@ -309,6 +319,7 @@ class LLVMBuilder:
         self._canonical_of: dict[str, V] = {}  # canonical(f) bits -> f
         self._double_of: dict[str, V] = {}     # f register bits loaded from a double alloca -> the double
         self._int_of: dict[str, V] = {}        # bitcast_to_float result -> the integer bits it came from
+        self._disp_of: dict[str, tuple[V, int]] = {}   # base + constant result -> (base, constant)
         self._pc = entry_pc
         self._next_pc = entry_pc
         self._raw = 0
@@ -562,7 +573,10 @@ class LLVMBuilder:
         return self._emit(f"{op} {a.ty} {a}, {b}", a.ty)
 
     def add(self, a: V, b: V) -> V:
-        return self._bin("add", a, b)
+        r = self._bin("add", a, b)
+        if _is_literal(b.name) and a.ty == "i64":
+            self._disp_of[r.name] = (a, int(b.name))
+        return r
 
     def sub(self, a: V, b: V) -> V:
         return self._bin("sub", a, b)
@@ -634,12 +648,23 @@ class LLVMBuilder:
         if self.fault_pc_stores:
             slot = self._slot(_FAULT_PC)
             self.lines.append(f"  store volatile i64 {self._pc}, ptr {slot}, align 8")
+        # ``imm(r)`` is mem + wrap(r) + imm, not mem + wrap(r + imm): one
+        # wrap per base value serves every access through it (the immediate
+        # is the x86 displacement), and LLVM sees 8(sp) and 16(sp) as
+        # neighbours, so it can merge their accesses.  The arena's guards (runtime/guest_memory.py)
+        # catch an access that the immediate takes past either end.
+        base, imm = self._disp_of.get(addr.name, (addr, 0))
+        if not -_MAX_DISP <= imm < _MAX_DISP:
+            base, imm = addr, 0
         if self.arena_bits == 32:
-            low = self._emit(f"trunc i64 {addr} to i32", "i32")
+            low = self._emit(f"trunc i64 {base} to i32", "i32")
             off = self._emit(f"zext i32 {low} to i64", "i64")
         else:
-            off = self._emit(f"and i64 {addr}, {(1 << self.arena_bits) - 1}", "i64")
-        return self._emit(f"getelementptr i8, ptr %mem, i64 {off}", "ptr").name
+            off = self._emit(f"and i64 {base}, {(1 << self.arena_bits) - 1}", "i64")
+        ptr = self._emit(f"getelementptr i8, ptr %mem, i64 {off}", "ptr")
+        if imm:
+            ptr = self._emit(f"getelementptr i8, ptr {ptr}, i64 {imm}", "ptr")
+        return ptr.name
 
     def load(self, addr: V, bits: int) -> V:
         ptr = self._host_ptr(addr)

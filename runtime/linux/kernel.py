@@ -337,7 +337,7 @@ class LinuxKernel:
         self.strace = strace
         self.brk_start = page_up(brk_start)
         self.brk_cur = self.brk_start
-        self.mmap_top = min(page_down(mmap_base_hint), mem.size)
+        self.mmap_top = min(page_down(mmap_base_hint), mem.limit)
         self.mmap_min = page_up(mmap_min)
         self.pid = os.getpid()
         self.tid = self.pid
@@ -507,7 +507,7 @@ class LinuxKernel:
         return done
 
     def _need(self, addr: int, length: int, prot: int) -> None:
-        if length and (addr + length > self.mem.size or self._prefix(addr, length, prot) < length):
+        if length and (addr + length > self.mem.limit or self._prefix(addr, length, prot) < length):
             raise _Errno(_errno.EFAULT)
 
     def _is_self_proc(self, path: bytes, leaf: bytes) -> bool:
@@ -1001,7 +1001,7 @@ class LinuxKernel:
     @_sys("brk", "p", result="x")
     def sys_brk(self, addr: int) -> int:
         new = addr
-        if new < self.brk_start or new > self.mem.size:
+        if new < self.brk_start or new > self.mem.limit:
             return self.brk_cur
         old_top, new_top = page_up(self.brk_cur), page_up(new)
         if new_top > old_top:
@@ -1017,11 +1017,11 @@ class LinuxKernel:
     def _pick_addr(self, hint: int, length: int) -> int:
         if hint and page_down(hint) >= self.mmap_min:
             start = page_down(hint)
-            if start + length <= self.mem.size and self._range_free(start, start + length):
+            if start + length <= self.mem.limit and self._range_free(start, start + length):
                 return start
         got = self.mem.find_free(length, self.mmap_min, self.mmap_top)
         if got is None:
-            got = self.mem.find_free(length, self.mmap_min, self.mem.size)
+            got = self.mem.find_free(length, self.mmap_min, self.mem.limit)
         if got is None:
             raise _Errno(_errno.ENOMEM)
         return got
@@ -1050,7 +1050,7 @@ class LinuxKernel:
         if prot & ~PROT_MASK:
             return -_errno.EINVAL
         size = page_up(length)
-        if size > self.mem.size or size == 0:
+        if size > self.mem.limit or size == 0:
             return -_errno.ENOMEM
         anonymous = bool(flags & MAP_ANONYMOUS)
         host = None
@@ -1070,7 +1070,7 @@ class LinuxKernel:
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             if addr & (PAGE - 1):
                 return -_errno.EINVAL
-            if addr + size > self.mem.size:
+            if addr + size > self.mem.limit:
                 return -_errno.ENOMEM
             if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED \
                     and not self._range_free(addr, addr + size):
@@ -1108,7 +1108,7 @@ class LinuxKernel:
         if addr & (PAGE - 1) or length == 0:
             return -_errno.EINVAL
         end = page_up(addr + length)
-        if end > self.mem.size:
+        if end > self.mem.limit:
             return -_errno.EINVAL
         self.mem.unmap(addr, end - addr)
         self._forget_shared(addr, end)
@@ -1124,7 +1124,7 @@ class LinuxKernel:
         if length == 0:
             return 0
         end = page_up(addr + length)
-        if end > self.mem.size or not self.mem.is_mapped(addr, end - addr):
+        if end > self.mem.limit or not self.mem.is_mapped(addr, end - addr):
             return -_errno.ENOMEM
         self.mem.protect(addr, end - addr, prot & PROT_MASK)
         return 0
@@ -1143,8 +1143,8 @@ class LinuxKernel:
         old_size, new_size = page_up(old_size), page_up(new_size)
         if self._over_limit(new_size - old_size):
             return -_errno.ENOMEM
-        if old + old_size > self.mem.size or new_size > self.mem.size:
-            return -_errno.EFAULT if old + old_size > self.mem.size else -_errno.ENOMEM
+        if old + old_size > self.mem.limit or new_size > self.mem.limit:
+            return -_errno.EFAULT if old + old_size > self.mem.limit else -_errno.ENOMEM
         m = self.mem.find_mapping(old)
         if m is None or not self.mem.is_mapped(old, old_size):
             return -_errno.EFAULT
@@ -1157,7 +1157,7 @@ class LinuxKernel:
                     self.mem.unmap(old + new_size, old_size - new_size)
                     self._forget_shared(old + new_size, old + old_size)
                 return old
-            if old + new_size <= self.mem.size and self._range_free(old + old_size, old + new_size):
+            if old + new_size <= self.mem.limit and self._range_free(old + old_size, old + new_size):
                 self.mem.map(old + old_size, new_size - old_size, prot, name=name)
                 return old
             if not flags & MREMAP_MAYMOVE:
@@ -1165,7 +1165,7 @@ class LinuxKernel:
             dest = self._pick_addr(0, new_size)
         else:
             dest = new_addr
-            if dest & (PAGE - 1) or dest + new_size > self.mem.size:
+            if dest & (PAGE - 1) or dest + new_size > self.mem.limit:
                 return -_errno.EINVAL
             if dest < old + old_size and old < dest + new_size:
                 return -_errno.EINVAL
@@ -1187,7 +1187,7 @@ class LinuxKernel:
         if length == 0:
             return 0
         end = page_up(addr + length)
-        if end > self.mem.size:
+        if end > self.mem.limit:
             return -_errno.EINVAL
         if not self.mem.is_mapped(addr, end - addr):
             return -_errno.ENOMEM

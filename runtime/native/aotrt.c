@@ -65,7 +65,7 @@ __asm__(".text\n"
 
 static sigjmp_buf fault_env;
 static volatile sig_atomic_t in_guest;
-static uintptr_t arena_lo, arena_hi;
+static uintptr_t arena_lo, arena_hi, arena_base;
 static volatile uint64_t fault_addr, fault_host_pc;
 static struct sigaction old_segv, old_bus;
 static int handler_installed;
@@ -76,7 +76,8 @@ static void fault_handler(int sig, siginfo_t *info, void *ctx)
     uintptr_t addr = (uintptr_t)info->si_addr;
     if (in_guest && addr >= arena_lo && addr < arena_hi) {
         ucontext_t *uc = (ucontext_t *)ctx;
-        fault_addr = addr - arena_lo;
+        /* Below the arena (its bottom guard): a negative guest address. */
+        fault_addr = (uint64_t)(addr - arena_base);
 #ifdef __x86_64__
         fault_host_pc = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
 #else
@@ -93,11 +94,12 @@ static void fault_handler(int sig, siginfo_t *info, void *ctx)
 
 static PyObject *py_install_fault_handler(PyObject *self, PyObject *args)
 {
-    unsigned long long lo, size;
-    if (!PyArg_ParseTuple(args, "KK", &lo, &size))
+    unsigned long long base, size, below = 0;
+    if (!PyArg_ParseTuple(args, "KK|K", &base, &size, &below))
         return NULL;
-    arena_lo = (uintptr_t)lo;
-    arena_hi = (uintptr_t)(lo + size);
+    arena_base = (uintptr_t)base;
+    arena_lo = (uintptr_t)(base - below);
+    arena_hi = (uintptr_t)(base + size);
     if (!alt_stack) {
         size_t sz = 1 << 16;
         alt_stack = malloc(sz);
@@ -243,7 +245,7 @@ static PyObject *py_last_fault(PyObject *self, PyObject *noargs)
 
 static PyMethodDef methods[] = {
     {"install_fault_handler", py_install_fault_handler, METH_VARARGS,
-     "install_fault_handler(arena_base, arena_span): turn arena faults into EXIT_FAULT."},
+     "install_fault_handler(arena_base, span[, below]): turn faults on [base - below, base + span) into EXIT_FAULT."},
     {"run", py_run, METH_VARARGS,
      "run(state, mem, htab, mask[, htab2, mask2]) -> exit code: run translated code."},
     {"last_fault", py_last_fault, METH_NOARGS,

@@ -1,0 +1,58 @@
+"""How translated code addresses guest memory: ``imm(r)`` is ``mem +
+wrap32(r) + imm`` (runtime/guest_memory.py), one 32-bit move per base
+register value, with the immediate as the x86 displacement; LLVM sees
+neighbouring slots as neighbours (and merges their accesses).  Faults of
+accesses whose immediate leaves the guest address space are in
+tests/test_guest_exits.py."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import capstone
+from elftools.elf.elffile import ELFFile
+
+from aotc.backend.compile import chunk_ir, compile_ir
+from aotc.discover import CodeRange, discover
+from test_guest_exits import ld, sd
+from tests.test_discover import BASE, ECALL, words
+
+SP = 2
+# An x86 guest-memory operand: r13 (the arena) + index register [+ displacement].
+_GUEST_OPERAND = re.compile(r"ptr \[r13 \+ (\w+)(?: \+ (0x[0-9a-f]+|\d+))?\]")
+
+
+def _guest_accesses(code: bytes) -> list[tuple[str, int]]:
+    """(index register, displacement) of each x86 access to guest memory in
+    the optimised translation of the region at BASE."""
+    blocks = discover([CodeRange(BASE, code)], [], {"entry": [BASE]}).blocks
+    ir = chunk_ir([("region", [blocks[BASE]])], frozenset(blocks), 15, [])
+    text = ELFFile(io.BytesIO(compile_ir(ir, 2))).get_section_by_name(".text").data()
+    out = []
+    for insn in capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(text, 0):
+        m = _GUEST_OPERAND.search(insn.op_str)
+        if m:
+            out.append((m.group(1), int(m.group(2) or "0", 0)))
+    return out
+
+
+def test_accesses_through_one_base_share_its_wrap():
+    # sd a1, 8(sp); sd a2, 40(sp); ld a3, 72(sp); sd a3, 104(sp); ecall
+    # (slots apart, so LLVM merges no two accesses into one)
+    acc = _guest_accesses(words(sd(11, SP, 8), sd(12, SP, 40), ld(13, SP, 72), sd(13, SP, 104), ECALL))
+    assert sorted(d for _, d in acc) == [8, 40, 72, 104], acc
+    assert len({r for r, _ in acc}) == 1, acc
+
+
+def test_a_stored_slot_is_forwarded_to_its_load():
+    # sd a1, 8(sp); sd a2, 16(sp); ld a3, 8(sp): the load reads a1, no memory
+    acc = _guest_accesses(words(sd(11, SP, 8), sd(12, SP, 40), ld(13, SP, 8), ECALL))
+    assert len(acc) == 2, acc
+
+
+def test_neighbouring_slots_are_seen_as_neighbours():
+    # sd a1, 8(sp); sd a2, 16(sp): 16 contiguous bytes, one x86 store
+    # (with the immediate added before the wrap, 16(sp) could be at 0)
+    acc = _guest_accesses(words(sd(11, SP, 8), sd(12, SP, 16), ECALL))
+    assert acc == [(acc[0][0], 8)], acc
