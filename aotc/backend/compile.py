@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -356,13 +358,7 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
     results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]
     try:
         if jobs > 1 and n_chunks > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(jobs, n_chunks)) as pool:
-                for done, (i, res) in enumerate(
-                        pool.imap_unordered(_indexed_chunk, range(n_chunks)), start=1):
-                    results[i] = res
-                    if progress:
-                        progress(f"compiled chunk {done}/{n_chunks}")
+            _compile_in_workers(min(jobs, n_chunks), n_chunks, results, progress)
         else:
             for i in range(n_chunks):
                 results[i] = _compile_chunk(i)
@@ -382,8 +378,24 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
     return objects, untranslated, timings
 
 
-def _indexed_chunk(index: int) -> tuple[int, ChunkResult]:
-    return index, _compile_chunk(index)
+def _compile_in_workers(workers: int, n_chunks: int, results: list[ChunkResult],
+                        progress: Callable[[str], None] | None) -> None:
+    """Compile the chunks in forked worker processes (they inherit _WORK).
+
+    A worker that dies (LLVM aborts on a fatal error instead of raising)
+    fails the build with a BuildError: a multiprocessing.Pool would wait
+    for its result forever."""
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_compile_chunk, i): i for i in range(n_chunks)}
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                results[futures[fut]] = fut.result()
+                if progress:
+                    progress(f"compiled chunk {done}/{n_chunks}")
+        except BrokenProcessPool:
+            raise BuildError("a compile worker process died (LLVM aborted?); `aotc build -j 1` "
+                             "shows LLVM's own message") from None
 
 
 def link_shared_object(objects: list[bytes]) -> bytes:
