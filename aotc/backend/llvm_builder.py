@@ -815,6 +815,12 @@ class LLVMBuilder:
     def fcmp(self, pred: str, a: V, b: V) -> V:
         if self.discard_flags:
             return self._fcmp_on_bits(pred, a, b)
+        if pred == "uno" and a == b and a.name in self._quiet:
+            # The NaN test of an FP result (canonicalisation) tests an opaque
+            # copy: LLVM would rewrite "sqrt(x) is NaN" as "x < 0 or x is
+            # NaN" and emit that as a signalling compare (cmpnlesd), which
+            # raises invalid for a quiet NaN x (campaign seed 17).
+            a = b = self._emit(f'call {a.ty} asm "", "=x,0"({a.ty} {a}){_PURE_ASM}', a.ty)
         c = self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
         if self.fp_env:
             # An x86 compare raises invalid for NaN operands: its users get an
