@@ -2,15 +2,15 @@
 
 A guest address ``g`` lives at host address ``base + (g & (size - 1))``.
 Translated code computes ``base + (r & (size - 1)) + imm`` for a load or
-store at ``imm(r)`` (|imm| < 2 KiB), so an access can land at most 2 KiB
-outside ``[base, base + size)``: into PROT_NONE guards below and above the
-arena, never onto other host memory.  The wrap that costs is then one
-32-bit move per base register value, shared by all accesses through it,
-and LLVM sees ``8(sp)`` and ``16(sp)`` as neighbours.  Such an
-access is one whose address leaves the 4 GiB guest space, or (from a base
-past its end) lands in its top ``TOP_RESERVED`` bytes, which the guest can
-never map: a fault in every engine.  Pages the guest has not mapped are PROT_NONE on
-the host, so a stray guest access faults and becomes a guest SIGSEGV.
+store at ``imm(r)`` (|imm| < 2 KiB): the wrap costs one 32-bit move per
+base register value, shared by every access through it, and LLVM sees
+``8(sp)`` and ``16(sp)`` as neighbours.  An access can so land up to 2 KiB
+outside ``[base, base + size)``, into PROT_NONE guards below and above the
+arena, never onto other host memory.  Such an access is one whose address
+leaves the 4 GiB guest space, or (from a base past its end) lands in its
+top ``TOP_RESERVED`` bytes, which the guest can never map: a fault in every
+engine.  Pages the guest has not mapped are PROT_NONE on the host, so a
+stray guest access faults and becomes a guest SIGSEGV.
 
 The runtime (syscalls, loader) reaches guest memory only through this class,
 which checks the guest's own view of permissions first (``GuestMemoryError``

@@ -407,9 +407,9 @@ def _fp_table() -> list[FpCase]:
                {RNE: (sqrt2_up, NX), RTZ: (sqrt2_dn, NX), RDN: (sqrt2_dn, NX), RUP: (sqrt2_up, NX),
                 RMM: (sqrt2_up, NX)}),
         FpCase("sqrt -1", "fsqrt.d", (d(-1.0),), {m: (D_NAN, NV) for m in MODES}),
-        # A quiet NaN in raises nothing (the campaign's seed-17 reproducer in
-        # tests/data/difftest_reproducers.json is the case where LLVM made it
-        # raise NV; these run in regions with a CSR access, where it did not)
+        # A quiet NaN in raises nothing (here in regions with a CSR access;
+        # class nan-chains has the region without one, where LLVM made it
+        # raise NV)
         FpCase("sqrt of a negative qNaN with payload", "fsqrt.d", (0xFFFFFFFFFFA00000,),
                {m: (D_NAN, 0) for m in MODES}),
         FpCase("sqrt of qNaN", "fsqrt.d", (D_NAN,), {m: (D_NAN, 0) for m in MODES}),
@@ -754,6 +754,24 @@ def nan_chains(b: Builder) -> None:
     c.expect(f"f{qs}", canon_s, "NaN + 1 (single)")
     c.expect(f"f{ts}", BOX | 0xFFC00000, "fsgnjn.s of an arithmetic NaN")
     c.expect(f"x{fl}", NV, "fflags: NV from 0/0 only")
+    # Quiet NaNs into sqrt (rm = DYN) in a region of their own, without CSR
+    # accesses (indirect jumps before and after): nothing raised.  LLVM
+    # turned the NaN test of sqrt's result into a signalling compare of its
+    # operand (cmpnlesd: NV for any NaN); campaign seed 17 found it.
+    c = b.case("nan-chains")
+    qd, qp, qb = c.fsrc(D_NAN), c.fsrc(0xFFFFFFFFFFA00000), c.fsrc(BOX | 0xFFC00001)
+    r1, r2, r3 = (c.fres() for _ in range(3))
+    t, fl = c.xres(), c.xres()
+
+    def leap() -> list:        # an indirect jump to the next instruction: a region boundary
+        return [g.hint_target(16), w32(g.u_type(0x17, t, 0), f"auipc x{t}, 0"),
+                w32(i_type(0x67, 0, 0, t, 8), f"jalr x0, 8(x{t})")]
+    c.emit(*leap(), _fp_insn("fsqrt.d", r1, [qd], DYN), _fp_insn("fsqrt.d", r2, [qp], DYN),
+           _fp_insn("fsqrt.s", r3, [qb], DYN), *leap(), csr("csrrw", fl, FFLAGS, 0))
+    c.expect(f"f{r1}", canon_d, "sqrt.d(qNaN) dyn")
+    c.expect(f"f{r2}", canon_d, "sqrt.d(negative qNaN with payload) dyn")
+    c.expect(f"f{r3}", canon_s, "sqrt.s(qNaN with payload) dyn")
+    c.expect(f"x{fl}", 0, "fflags: nothing from quiet NaNs into sqrt")
 
 
 # flag-neutral compares: (op, a, b, result); fflags before the trio are NX|OF

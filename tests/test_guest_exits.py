@@ -134,7 +134,7 @@ def test_access_past_the_guest_address_space_faults(tmp_path, config_dir, case, 
     image, _ = build(tmp_path, f"wrap-{case}", words)
     proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
     err = proc.stderr.decode()
-    pc = ENTRY + 4 * (len(access))                     # the access is the last of them
+    pc = ENTRY + 4 * len(access)                       # the access is the last of them
     assert proc.returncode == 139, err
     assert f"SIGSEGV at pc {pc:#x}: invalid memory access at {addr:#x}" in err, err
 

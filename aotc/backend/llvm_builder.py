@@ -156,6 +156,7 @@ BLOCK_CC = "preserve_nonecc"
 _KEY_FCSR = 64
 _KEY_RES = 65
 _EXIT_FLUSH = ";exit-flush"
+_RELOAD = ";reload"
 
 # Call-site attributes (attributes #6, compile._FOOTER) of an inline asm
 # without side effects: it reads and writes no memory, as clang marks an asm
@@ -183,7 +184,6 @@ def _is_literal(name: str) -> bool:
 
 def _pure(effect: str) -> str:
     return "" if effect else _PURE_ASM
-_RELOAD = ";reload"
 
 
 def _key_offset(key: int) -> int:
@@ -651,8 +651,9 @@ class LLVMBuilder:
         # ``imm(r)`` is mem + wrap(r) + imm, not mem + wrap(r + imm): one
         # wrap per base value serves every access through it (the immediate
         # is the x86 displacement), and LLVM sees 8(sp) and 16(sp) as
-        # neighbours, so it can merge their accesses.  The arena's guards (runtime/guest_memory.py)
-        # catch an access that the immediate takes past either end.
+        # neighbours, so it can merge their accesses.  The arena's guards
+        # (runtime/guest_memory.py) catch an access that the immediate takes
+        # past either end.
         base, imm = self._disp_of.get(addr.name, (addr, 0))
         if not -_MAX_DISP <= imm < _MAX_DISP:
             base, imm = addr, 0
@@ -882,8 +883,8 @@ class LLVMBuilder:
         goes through ``ucomis[sd]``, which raises invalid only for a NaN
         operand (its denormal flag is no guest flag), and an unordered pair
         compares false without it.  The branch keeps the compare (an asm,
-        never speculated) off the NaN path; 11 instructions where the
-        compare on the bits took about 25."""
+        never speculated) off the NaN path; about 13 x86 instructions where
+        the compare on the bits took about 25."""
         self._n += 1
         n = self._n
         ordered = self._emit(f"xor i1 {uno}, true", "i1")
