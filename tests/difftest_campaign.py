@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +36,16 @@ import rv64gen as g
 
 OURS = ("aot", "jit", "interp")
 TREE: Path | None = None       # --tree: run aotc/aotrun from this source tree
+
+
+def build_native_module(tree: Path) -> None:
+    """Compile ``tree``'s own runtime/_native module (a ``git archive`` has
+    none), so its aotrun never imports another tree's."""
+    if any((tree / "runtime").glob("_native*.so")):
+        return
+    print(f"building {tree}/runtime/_native", file=sys.stderr)
+    subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree, check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def aotc_cmd() -> list[str]:
@@ -182,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         global TREE
         TREE = args.tree.resolve()
         os.environ["PYTHONPATH"] = str(TREE)
+        build_native_module(TREE)
     engines = engines_available(tuple(args.engines.split(",")))
     opts = g.GenOptions(rmm=not args.no_rmm)
     start = time.time()
