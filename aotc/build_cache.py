@@ -74,7 +74,7 @@ def translator_fingerprint() -> str:
     import llvmlite
 
     from aotc import __version__
-    from aotc.backend.compile import CODEGEN_VERSION
+    from aotc.backend.abi import CODEGEN_VERSION
 
     h = hashlib.sha256()
     h.update(f"aotc {__version__} codegen {CODEGEN_VERSION} llvmlite {llvmlite.__version__}\0".encode())

@@ -132,9 +132,9 @@ def test_an_edited_translator_changes_the_key(cache_root, tmp_path, monkeypatch)
            "host_isa": "x86_64", "arena_bits": 32}
     original = build_cache.build_key(**key)
     build_cache.translator_fingerprint.cache_clear()
-    import aotc.backend.compile as compile_mod
+    import aotc.backend.abi as abi
 
-    monkeypatch.setattr(compile_mod, "CODEGEN_VERSION", compile_mod.CODEGEN_VERSION + 1000)
+    monkeypatch.setattr(abi, "CODEGEN_VERSION", abi.CODEGEN_VERSION + 1000)
     try:
         assert build_cache.build_key(**key) != original
     finally:
