@@ -790,10 +790,10 @@ _NEUTRAL = [("flt.d", D_NAN, d(1.0), 0), ("fle.d", d(1.0), D_SNAN, 0), ("feq.d",
 def flag_neutral(b: Builder) -> None:
     """``frflags rX; f{lt,le,eq} rY, a, b; fsflags rX`` (glibc's sqrt guard)
     leaves fflags as they were, whatever the compare raised (NaNs: NV), and
-    rX holds them.  Translated code fuses the three (the compare is done on
-    the bits or, for an ordered pair, with ucomis[sd], the CSR accesses
-    vanish when rX is dead): once with rX read
-    afterwards, once with rX overwritten."""
+    rX holds them.  Translated code fuses the three (NaN operands are told
+    apart on the bits, an ordered pair is compared with ucomis[sd], and the
+    CSR accesses vanish when rX is dead): once with rX read afterwards, once
+    with rX overwritten."""
     c = b.case("flag-neutral")
     c.fcsr = RUP << 5 | NX | OF
     for k, (op, a, b_, res) in enumerate(_NEUTRAL):
