@@ -164,7 +164,8 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
                    "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
                    "cache": "hit", "cache_key": cache_key})
 
-    from aotc.backend.compile import CODEGEN_VERSION, compile_blocks, link_shared_object
+    from aotc.backend.abi import CODEGEN_VERSION
+    from aotc.backend.compile import compile_blocks, link_shared_object
     from aotc.discover import discover
 
     code, data = _code_and_data(elf)

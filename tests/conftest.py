@@ -47,7 +47,7 @@ def config_dir(tmp_path_factory) -> Path:
 
 def _cache_key(binary: Path, opt_level: int) -> str:
     from aotc import __version__
-    from aotc.backend.compile import CODEGEN_VERSION
+    from aotc.backend.abi import CODEGEN_VERSION
 
     h = hashlib.sha256(binary.read_bytes())
     # The translator's own sources change its output: hash them too.

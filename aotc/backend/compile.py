@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from aotc.backend.abi import CODEGEN_VERSION  # re-exported: the build uses it from here
+from aotc.backend.abi import CODEGEN_VERSION
 from aotc.backend.llvm_builder import HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_declaration, block_symbol
 from aotc.backend.regions import form_regions
 from aotc.discover import Block

@@ -686,6 +686,11 @@ class LLVMBuilder:
         effect = " sideeffect" if self.fp_env else ""
         return self._emit(f'call {v.ty} asm{effect} "", "=r,0"({v.ty} {v}){_pure(effect)}', v.ty)
 
+    def _xmm_copy(self, v: V, effect: str = "") -> V:
+        """An opaque copy of FP value ``v`` in an XMM register (an empty asm,
+        side-effecting when ``effect``): LLVM cannot see what it holds."""
+        return self._emit(f'call {v.ty} asm{effect} "", "=x,0"({v.ty} {v}){_pure(effect)}', v.ty)
+
     def _keep(self, v: V) -> V:
         """Pin an FP operation that runs in the guest's rounding mode: an
         empty side-effecting asm consumes its result, so LLVM never deletes
@@ -700,7 +705,7 @@ class LLVMBuilder:
         if f is not None:
             self._fp_ops += 1
             if self.fp_env:    # ordered against MXCSR accesses, as _opaque would
-                return self._emit(f'call {f.ty} asm sideeffect "", "=x,0"({f.ty} {f})', f.ty)
+                return self._xmm_copy(f, " sideeffect")
             return f
         fty = _fty(v.bits)
         d = self._double_of.get(v.name)
@@ -709,7 +714,7 @@ class LLVMBuilder:
         # register: the operand never crosses to a general register.
         self._fp_ops += 1
         effect = " sideeffect" if self.fp_env else ""
-        r = self._emit(f'call {fty} asm{effect} "", "=x,0"({fty} {f}){_pure(effect)}', fty)
+        r = self._xmm_copy(f, effect)
         self._int_of[r.name] = v
         return r
 
@@ -723,7 +728,7 @@ class LLVMBuilder:
             # into the FP domain (f registers are doubles in regions) it
             # could fold it to f itself (e.g. select(x < 0, NaN, sqrt(x)) to
             # sqrt(x)), and the host's NaN payload would reach the guest.
-            src = self._emit(f'call {v.ty} asm "", "=x,0"({v.ty} {v}){_PURE_ASM}', v.ty)
+            src = self._xmm_copy(v)
         r = self._emit(f"bitcast {v.ty} {src} to {ity}", ity)
         self._bits_of[r.name] = v
         return r
@@ -826,7 +831,7 @@ class LLVMBuilder:
             # which raises invalid for a quiet NaN x (campaign seed 17).  No
             # other FP result's NaN test can be rewritten into a compare of
             # its operands; a copy on every one cost nbody 20%.
-            a = b = self._emit(f'call {a.ty} asm "", "=x,0"({a.ty} {a}){_PURE_ASM}', a.ty)
+            a = b = self._xmm_copy(a)
         c = self._emit(f"fcmp {pred} {a.ty} {a}, {b}", "i1")
         if self.fp_env:
             # An x86 compare raises invalid for NaN operands: its users get an
@@ -842,9 +847,8 @@ class LLVMBuilder:
         return c
 
     def _fcmp_on_bits(self, pred: str, a: V, b: V) -> V:
-        """An ordered/unordered compare on the IEEE bits: no FP instruction,
-        so no host flags.  Monotonic key: negative values get their
-        magnitude bits flipped; +0 and -0 are equal."""
+        """A compare that raises no host flags: "uno" on the IEEE bits, an
+        ordered predicate behind that test (``_ordered_ucomi``)."""
         ity = _ity(a.bits)
         mag = (1 << (a.bits - 1)) - 1
         inf = 0x7F800000 if a.bits == 32 else 0x7FF0000000000000
@@ -860,28 +864,9 @@ class LLVMBuilder:
         uno = self._emit(f"or i1 {an}, {bn}", "i1")
         if pred == "uno":
             return uno
-        if pred in _UCOMI_FLAG:
-            return self._ordered_ucomi(pred, a, b, uno)
-        either = self._emit(f"or {ity} {am}, {bm}", ity)
-        zeros = self._emit(f"icmp eq {ity} {either}, 0", "i1")
-        if pred == "oeq":
-            rel = self._emit(f"icmp eq {ity} {ai}, {bi}", "i1")
-        elif pred in ("olt", "ole"):
-            keys = []
-            for x in (ai, bi):
-                neg = self._emit(f"icmp slt {ity} {x}, 0", "i1")
-                flip = self._emit(f"xor {ity} {x}, {mag}", ity)
-                keys.append(self._emit(f"select i1 {neg}, {ity} {flip}, {ity} {x}", ity))
-            rel = self._emit(f"icmp s{pred[1:]} {ity} {keys[0]}, {keys[1]}", "i1")
-        else:
+        if pred not in _UCOMI_FLAG:
             raise LoweringError(self._pc, "?", f"no flag-free compare {pred!r}")
-        if pred == "olt":
-            nz = self._emit(f"xor i1 {zeros}, true", "i1")
-            rel = self._emit(f"and i1 {rel}, {nz}", "i1")
-        else:
-            rel = self._emit(f"or i1 {rel}, {zeros}", "i1")
-        ordered = self._emit(f"xor i1 {uno}, true", "i1")
-        return self._emit(f"and i1 {rel}, {ordered}", "i1")
+        return self._ordered_ucomi(pred, a, b, uno)
 
     def _ordered_ucomi(self, pred: str, a: V, b: V, uno: V) -> V:
         """``a pred b`` (olt, ole, oeq) without host flags: an ordered pair
