@@ -162,7 +162,7 @@ class Jit:
     def compile(self, pc: int) -> bool:
         """Translate the region at ``pc``; False when pc is not in executable memory."""
         from aotc.backend.compile import _FOOTER, _HEADER, lift_block
-        from aotc.backend.llvm_builder import BLOCK_CC, HTAB_SYMBOL, block_symbol
+        from aotc.backend.llvm_builder import HTAB_SYMBOL, block_definition_prefix, block_symbol
         from aotc.discover import discover_region
 
         self.start_worker()
@@ -193,8 +193,7 @@ class Jit:
             # Inline probes read the image's table at its (fixed) address.
             ir = ir.replace(f"ptr @{HTAB_SYMBOL}", f"ptr inttoptr (i64 {self.image_htab} to ptr)")
         for p in region:    # exported, so the region's entries can be looked up
-            ir = ir.replace(f"define hidden {BLOCK_CC} i64 @{block_symbol(p)}(",
-                            f"define {BLOCK_CC} i64 @{block_symbol(p)}(")
+            ir = ir.replace(block_definition_prefix(p), block_definition_prefix(p, hidden=False))
         t1 = time.perf_counter()
         so = self._worker.compile(ir, self.opt_level)
         t2 = time.perf_counter()

@@ -92,6 +92,18 @@ ENGINES = ("aot", "jit", "interp")
 FALLBACKS = ("jit", "interp", "none")
 
 
+
+def _check_block_abi(native) -> None:
+    """The native trampoline must move the registers the code generator
+    passes (aotc/backend/abi.py): a runtime module built from other sources
+    would run translated code with the wrong registers."""
+    from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
+    from aotc.errors import RuntimeSetupError
+
+    if native.block_abi() != (PASSED_REGS, RETURNED_REGS):
+        raise RuntimeSetupError("runtime/_native was built from other sources than this aotc "
+                                "(block calling convention differs): reinstall aotc (pip install -e .)")
+
 class Machine:
     """A riscv64 guest process, backed by an AOT image (``image``) or run
     straight from a guest ELF (``elf``: no image table, every block comes
@@ -144,6 +156,7 @@ class Machine:
         self.engine = engine
         self.fallback = "jit" if engine == "jit" else ("interp" if engine == "interp" else fallback)
         self._native = _native
+        _check_block_abi(_native)
         self.mem = GuestMemory(bits=arena_bits)
         _native.install_fault_handler(self.mem.base, self.mem.size + GUARD, GUARD_BELOW)
         brk = load_segments(self.mem, segments)

@@ -1,9 +1,10 @@
 """``LLVMBuilder``: the Builder protocol, emitting LLVM IR text for one block.
 
-Each guest block becomes one LLVM function ``i64 @b_<pc>(ptr %st, ptr %mem)``
-(C calling convention, so the native dispatcher can call it).  Guest
-registers are read from the state struct at first use, kept as SSA values
-while the block runs, and the dirty ones are stored back once at each exit.
+Each guest block becomes one LLVM function ``@b_<pc>(ptr %st, ptr %mem, ...)``
+in the block calling convention (``BLOCK_CC``, aotc/backend/abi.py: some guest
+registers are arguments and return values).  The other guest registers are
+read from the state struct at first use, kept as SSA values while the block
+runs, and the dirty ones are stored back once at each exit.
 Direct branches to other translated blocks are ``musttail`` calls, so chained
 blocks never return to the dispatcher; indirect branches probe the image's
 native hash table inline and tail-call the hit, or return to the dispatcher.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
 from aotc.backend.rmm import tie_correction
 from aotc.errors import LoweringError
 from aotc.isa.riscv64.semantics.rvf import CANONICAL_NAN as _CANONICAL_NAN
@@ -145,12 +147,18 @@ define internal void @aotc_pop_rc(i32 %saved) alwaysinline nounwind strictfp {
 }"""
 
 HTAB_SYMBOL = "aotc_htab"
-# Calling convention of every block function: nothing is callee-saved (the
-# guest's registers live in the state at every call and exit), so region
-# functions push and pop nothing and a host call spills only what is live
-# across it.  The native dispatcher enters through a small trampoline that
-# saves the C ABI's callee-saved registers (runtime/native/aotrt.c).
+# Calling convention of every block function: nothing is callee-saved, so
+# region functions push and pop nothing and a host call spills only what is
+# live across it.  The guest registers of abi.PASSED_REGS are arguments (after
+# the state and the arena) and those of abi.RETURNED_REGS return values (after
+# the exit code); every other register is in the state at each call and exit.
+# The native dispatcher enters through a small trampoline that saves the C
+# ABI's callee-saved registers and moves the passed registers between the
+# state and host registers (runtime/native/aotrt.c).
 BLOCK_CC = "preserve_nonecc"
+BLOCK_RET = "{ " + ", ".join(["i64"] * (1 + len(RETURNED_REGS))) + " }"
+_BLOCK_PARAMS = "ptr, ptr" + ", i64" * len(PASSED_REGS)
+_PASSED = frozenset(PASSED_REGS)
 
 # Region-mode alloca keys besides the registers (x: 0-31, f: 32-63).
 _KEY_FCSR = 64
@@ -244,7 +252,12 @@ def block_symbol(pc: int) -> str:
 def block_declaration(pc: int) -> str:
     """The declaration of block ``pc``'s function, for a module that calls
     or refers to it without defining it."""
-    return f"declare hidden {BLOCK_CC} i64 @{block_symbol(pc)}(ptr, ptr)"
+    return f"declare hidden {BLOCK_CC} {BLOCK_RET} @{block_symbol(pc)}({_BLOCK_PARAMS})"
+
+
+def block_definition_prefix(pc: int, hidden: bool = True) -> str:
+    """The text a block function's definition starts with (up to its first parameter)."""
+    return f"define {'hidden ' if hidden else ''}{BLOCK_CC} {BLOCK_RET} @{block_symbol(pc)}("
 
 
 class LLVMBuilder:
@@ -333,8 +346,16 @@ class LLVMBuilder:
         # is lifted with its IEEE flags discarded: no flags raised in software,
         # and compares done on the bits (an x86 compare would set MXCSR flags).
         self.discard_flags = False
+        self._seed_passed()
 
     # -- bookkeeping ------------------------------------------------------
+    def _seed_passed(self) -> None:
+        """Block mode: the passed registers' values are the function's
+        arguments (region mode keeps them in allocas, see ``finish``)."""
+        if self.region is None:
+            for i, key in enumerate(PASSED_REGS):
+                self._regs[key] = V(f"%k{i}", "i64")
+
     def begin_block(self, pc: int) -> None:
         """Region mode: start lifting member block ``pc`` (a new basic block)."""
         if self.region is None:
@@ -353,6 +374,7 @@ class LLVMBuilder:
     def _reset(self, pc: int) -> None:
         self._mxcsr = None
         self._regs = {}
+        self._seed_passed()
         self._dirty = set()
         self._fcsr = None
         self._fcsr_dirty = False
@@ -557,7 +579,7 @@ class LLVMBuilder:
                     self.lines.append(f"  store double {d}, ptr %a{key}, align 8")
                 else:
                     self.lines.append(f"  store i64 {v}, ptr %a{key}, align 8")
-            else:
+            elif key not in _PASSED:    # passed registers leave as arguments (_ret stores them)
                 slot = self._slot(_key_offset(key))
                 self.lines.append(f"  store i64 {v}, ptr {slot}, align 8")
 
@@ -1007,7 +1029,30 @@ class LLVMBuilder:
     def _exit(self, code: int, pc: "int | V") -> None:
         self._exit_flush()
         self._set_pc(pc)
-        self.lines.append(f"  ret i64 {code}")
+        self._ret(code)
+
+    def _passed_values(self) -> list[str]:
+        """The passed registers' current values (the block's registers
+        already flushed): from their allocas in region mode."""
+        if self.region is None:
+            return [self._regs[key].name for key in PASSED_REGS]
+        return [self._emit(f"load i64, ptr %a{key}, align 8", "i64").name for key in PASSED_REGS]
+
+    def _call_args(self) -> str:
+        return "ptr %st, ptr %mem" + "".join(f", i64 {v}" for v in self._passed_values())
+
+    def _ret(self, code: "int | str") -> None:
+        """Return exit code ``code`` to the caller: the returned registers as
+        return values, the other passed registers stored in the state."""
+        values = dict(zip(PASSED_REGS, self._passed_values()))
+        for key in PASSED_REGS:
+            if key not in RETURNED_REGS:
+                slot = self._slot(_key_offset(key))
+                self.lines.append(f"  store i64 {values[key]}, ptr {slot}, align 8")
+        agg = "poison"
+        for i, v in enumerate([str(code)] + [values[key] for key in RETURNED_REGS]):
+            agg = self._emit(f"insertvalue {BLOCK_RET} {agg}, i64 {v}, {i}", BLOCK_RET).name
+        self.lines.append(f"  ret {BLOCK_RET} {agg}")
 
     def _goto(self, target: int) -> None:
         """Tail-call a known block, or leave with a miss for an unknown one."""
@@ -1025,9 +1070,10 @@ class LLVMBuilder:
     def _tail_call(self, fn: str, attrs: str = "") -> None:
         """Leave through a tail call of block function ``fn`` (registers
         already in the state), returning its exit code."""
+        args = self._call_args()
         r = self._tmp()
-        self.lines.append(f"  {r} = musttail call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem){attrs}")
-        self.lines.append(f"  ret i64 {r}")
+        self.lines.append(f"  {r} = musttail call {BLOCK_CC} {BLOCK_RET} {fn}({args}){attrs}")
+        self.lines.append(f"  ret {BLOCK_RET} {r}")
 
     def _end(self) -> None:
         if self.ended:
@@ -1078,26 +1124,40 @@ class LLVMBuilder:
         self.lines.append(f"deep{n}:")
         self._tail_call(fn, attrs)
         self.lines.append(f"call{n}:")
-        r = self._emit(f"call {BLOCK_CC} i64 {fn}(ptr %st, ptr %mem){attrs}", "i64")
-        back = self._emit(f"icmp eq i64 {r}, {EXIT_RETURN}", "i1")
+        r = self._emit(f"call {BLOCK_CC} {BLOCK_RET} {fn}({self._call_args()}){attrs}", BLOCK_RET)
+        code = self._emit(f"extractvalue {BLOCK_RET} {r}, 0", "i64")
+        back = self._emit(f"icmp eq i64 {code}, {EXIT_RETURN}", "i1")
         self.lines.append(f"  br i1 {back}, label %back{n}, label %pass{n}, !prof !0")
         self.lines.append(f"pass{n}:")
-        self.lines.append(f"  ret i64 {r}")
+        self.lines.append(f"  ret {BLOCK_RET} {r}")
         self.lines.append(f"back{n}:")
         pc = self._emit(f"load i64, ptr {self._slot(_PC)}, align 8", "i64")
         here = self._emit(f"icmp eq i64 {pc}, {returns_to}", "i1")
         self.lines.append(f"  br i1 {here}, label %ret{n}, label %pass{n}, !prof !0")
         self.lines.append(f"ret{n}:")
+        # The callee returned the returned registers and stored the other
+        # passed ones; every other register is reloaded from the state.
+        before = dict(self._regs)
+        for key in PASSED_REGS:
+            if key in RETURNED_REGS:
+                v = self._emit(f"extractvalue {BLOCK_RET} {r}, {1 + RETURNED_REGS.index(key)}", "i64")
+            else:
+                v = self._emit(f"load i64, ptr {self._slot(_key_offset(key))}, align 8", "i64")
+            if self.region is not None:
+                self.lines.append(f"  store i64 {v}, ptr %a{key}, align 8")
+            else:
+                self._regs[key] = v
         if self.region is not None and returns_to in self.region:
             self.lines.append(_RELOAD)
             self.lines.append(f"  br label %{_label(returns_to)}")
         elif returns_to in self.dispatch_only:
-            self.lines.append(f"  ret i64 {EXIT_CONTINUE}")
+            self._ret(EXIT_CONTINUE)
         elif returns_to in self.known:
             self.callees.add(returns_to)
             self._tail_call(f"@{block_symbol(returns_to)}", attrs)
         else:
-            self.lines.append(f"  ret i64 {EXIT_MISS}")
+            self._ret(EXIT_MISS)
+        self._regs = before    # the values on other paths (an inline probe's miss)
 
     def jump_indirect(self, target: V, returns_to: int | None = None,
                       is_return: bool = False) -> None:
@@ -1109,7 +1169,7 @@ class LLVMBuilder:
         self._exit_flush()
         if is_return:
             self._set_pc(target)
-            self.lines.append(f"  ret i64 {EXIT_RETURN}")
+            self._ret(EXIT_RETURN)
             return
         self.uses_htab = True
         mask = self.htab_mask
@@ -1130,7 +1190,7 @@ class LLVMBuilder:
             self._tail_call(str(fn))
         self.lines.append(f"{f}:")
         self._set_pc(target)
-        self.lines.append(f"  ret i64 {EXIT_CONTINUE}")
+        self._ret(EXIT_CONTINUE)
 
     def syscall(self) -> None:
         self._end()
@@ -1169,19 +1229,26 @@ class LLVMBuilder:
                 f"  store {ty} {v}, ptr %a{key}, align 8"]
 
     def _region_prologue(self) -> list[str]:
-        """Allocas for every register the region touches, loaded from the state."""
-        keys = sorted(self._used | self._written)
+        """Allocas for every register the region touches and every passed
+        register: the passed ones from the arguments, the rest loaded from
+        the state."""
+        keys = sorted(self._used | self._written | _PASSED)
         out = [f"  %a{key} = alloca {'double' if 32 <= key < 64 else 'i64'}, align 8" for key in keys]
         for key in keys:
-            out += self._state_copy(key, to_state=False)
+            if key in _PASSED:
+                out.append(f"  store i64 %k{PASSED_REGS.index(key)}, ptr %a{key}, align 8")
+            else:
+                out += self._state_copy(key, to_state=False)
         out.append(f"  br label %{_label(self.entry_pc)}")
         return out
 
     def _expand_exit_flushes(self) -> list[str]:
         """Each exit stores every register the region writes back to the
-        state; after a host call every register is reloaded from it."""
-        written = sorted(self._written)
-        touched = sorted(self._used | self._written)
+        state, but the passed ones (they leave as arguments, or ``_ret``
+        stores them); after a host call every register is reloaded from it
+        (the passed ones already were, by ``_host_call``)."""
+        written = sorted(self._written - _PASSED)
+        touched = sorted((self._used | self._written) - _PASSED)
         out: list[str] = []
         for ln in self.lines:
             if ln is _EXIT_FLUSH:
@@ -1221,8 +1288,9 @@ class LLVMBuilder:
             body = "\n".join(out)
             attach = f" !dbg !{sp}"
         attrs = "#4" if self.optnone else "#3" if self.noinline or self.fp_env else "#0"
-        return (f"define hidden {BLOCK_CC} i64 @{name}(ptr noalias nocapture %st, "
-                f"ptr noalias %mem) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
+        params = "".join(f", i64 %k{i}" for i in range(len(PASSED_REGS)))
+        return (f"{block_definition_prefix(self.entry_pc)}ptr noalias nocapture %st, "
+                f"ptr noalias %mem{params}) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
 
 
 class DebugInfo:

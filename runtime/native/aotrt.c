@@ -40,10 +40,20 @@ struct htab_entry { uint64_t pc; block_fn fn; };
 
 /*
  * Translated blocks use LLVM's preserve_none convention (arguments in r12,
- * r13; no callee-saved registers but rsp and rbp): aotrt_enter_block(fn, state,
- * mem) saves the C ABI's callee-saved registers around the call.  After 5
- * pushes the stack is 16-byte aligned again, as the call expects.
+ * r13, r14, r15, rdi, rsi, rdx, rcx, r8, r9, r11, rax; results in rax, rdx,
+ * rcx; no callee-saved registers but rsp and rbp) with the block calling
+ * convention of aotc/backend/abi.py: after the state (r12) and the arena
+ * (r13) come the guest registers PASSED_REGS = a0 a1 a2 sp ra s0 s1 s2 s3,
+ * and after the exit code (rax) the guest registers RETURNED_REGS = a0 sp;
+ * the other passed registers are in the state on return.  aotrt_enter_block(fn, state,
+ * mem) saves the C ABI's callee-saved registers around the call and moves
+ * the passed and returned registers between the state and host registers.
+ * block_abi() reports both lists, so the runtime can check they agree with
+ * the code generator's.  After 6 pushes and 8 bytes the stack is 16-byte
+ * aligned again, as the call expects.
  */
+static const int passed_regs[] = {10, 11, 12, 2, 1, 8, 9, 18, 19};   /* state offset 8 * r */
+static const int returned_regs[] = {10, 2};
 #ifdef __x86_64__
 __attribute__((visibility("hidden"))) uint64_t aotrt_enter_block(block_fn fn, void *state, uint8_t *mem);
 __asm__(".text\n"
@@ -52,15 +62,29 @@ __asm__(".text\n"
         ".hidden aotrt_enter_block\n"
         ".type aotrt_enter_block,@function\n"
         "aotrt_enter_block:\n"
-        "  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
-        "  movq %rsi, %r12\n  movq %rdx, %r13\n"
-        "  callq *%rdi\n"
-        "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n"
+        "  pushq %rbp\n  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
+        "  subq $8, %rsp\n"
+        "  movq %rsi, %rbp\n  movq %rsi, %r12\n  movq %rdx, %r13\n  movq %rdi, %r10\n"
+        "  movq 80(%rbp), %r14\n"     /* a0 */
+        "  movq 88(%rbp), %r15\n"     /* a1 */
+        "  movq 96(%rbp), %rdi\n"     /* a2 */
+        "  movq 16(%rbp), %rsi\n"     /* sp */
+        "  movq 8(%rbp), %rdx\n"      /* ra */
+        "  movq 64(%rbp), %rcx\n"     /* s0 */
+        "  movq 72(%rbp), %r8\n"      /* s1 */
+        "  movq 144(%rbp), %r9\n"     /* s2 */
+        "  movq 152(%rbp), %r11\n"    /* s3 */
+        "  callq *%r10\n"
+        "  movq %rdx, 80(%rbp)\n"     /* a0 */
+        "  movq %rcx, 16(%rbp)\n"     /* sp */
+        "  addq $8, %rsp\n"
+        "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n  popq %rbp\n"
         "  retq\n"
         ".size aotrt_enter_block, .-aotrt_enter_block\n");
 #define CALL_BLOCK(fn, state, mem) aotrt_enter_block((fn), (state), (mem))
 #else
-#define CALL_BLOCK(fn, state, mem) (fn)((state), (mem))
+/* Translated code is x86_64 code: no block runs on another host. */
+#define CALL_BLOCK(fn, state, mem) ((void)(fn), (void)(state), (void)(mem), (uint64_t)EXIT_MISS)
 #endif
 
 static sigjmp_buf fault_env;
@@ -243,7 +267,27 @@ static PyObject *py_last_fault(PyObject *self, PyObject *noargs)
     return Py_BuildValue("KK", (unsigned long long)fault_addr, (unsigned long long)fault_host_pc);
 }
 
+static PyObject *int_tuple(const int *v, size_t n)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; t && i < n; i++)
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, PyLong_FromLong(v[i]));
+    return t;
+}
+
+static PyObject *py_block_abi(PyObject *self, PyObject *noargs)
+{
+    PyObject *p = int_tuple(passed_regs, sizeof passed_regs / sizeof *passed_regs);
+    PyObject *r = int_tuple(returned_regs, sizeof returned_regs / sizeof *returned_regs);
+    PyObject *out = (p && r) ? PyTuple_Pack(2, p, r) : NULL;
+    Py_XDECREF(p);
+    Py_XDECREF(r);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"block_abi", py_block_abi, METH_NOARGS,
+     "block_abi() -> (passed, returned): the guest registers the trampoline moves in and out of host registers."},
     {"install_fault_handler", py_install_fault_handler, METH_VARARGS,
      "install_fault_handler(arena_base, span[, below]): turn faults on [base - below, base + span) into EXIT_FAULT."},
     {"run", py_run, METH_VARARGS,

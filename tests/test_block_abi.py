@@ -1,0 +1,114 @@
+"""The block calling convention (aotc/backend/abi.py): the guest registers
+of PASSED_REGS travel between block functions in host registers, a guest
+return hands RETURNED_REGS back in host registers, and the native trampoline
+moves them between the state and host registers for the dispatcher."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import capstone
+import pytest
+from conftest import aotrun_cmd, run_tool
+from elftools.elf.elffile import ELFFile
+
+from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
+from aotc.backend.compile import chunk_ir, compile_ir
+from aotc.discover import CodeRange, discover
+from aotc.errors import RuntimeSetupError
+from runtime.machine import _check_block_abi
+from test_guest_exits import ECALL, addi, build, ld, sd
+from tests.test_discover import BASE, words
+
+A0, A1, A2, A7, SP, RA, T0, T1 = 10, 11, 12, 17, 2, 1, 5, 6
+S0, S1, S2, S3 = 8, 9, 18, 19
+
+
+def add(rd: int, rs1: int, rs2: int) -> int:
+    return (rs2 << 20) | (rs1 << 15) | (rd << 7) | 0x33
+
+
+def sub(rd: int, rs1: int, rs2: int) -> int:
+    return add(rd, rs1, rs2) | (0x20 << 25)
+
+
+def jal(rd: int, offset: int) -> int:
+    o = offset & 0x1FFFFF
+    imm = ((o >> 20) & 1) << 31 | ((o >> 1) & 0x3FF) << 21 | ((o >> 11) & 1) << 20 | ((o >> 12) & 0xFF) << 12
+    return imm | (rd << 7) | 0x6F
+
+
+RET = (RA << 15) | 0x67          # jalr zero, 0(ra)
+
+
+def _call_and_sum(syscall_in_callee: bool) -> list[int]:
+    """Set a0 a1 a2 s0 s1 s2 s3 t0, call a function that changes some of them
+    (and sp, and ra through its own frame), then exit with their sum plus
+    sp's change (0)."""
+    caller = [addi(A0, 0, 1), addi(A1, 0, 2), addi(A2, 0, 3), addi(S0, 0, 4), addi(S1, 0, 5),
+              addi(S2, 0, 6), addi(S3, 0, 7), addi(T0, 0, 8), addi(T1, SP, 0)]
+    call_at = len(caller)
+    after = [add(A0, A0, A1), add(A0, A0, A2), add(A0, A0, S0), add(A0, A0, S1), add(A0, A0, S2),
+             add(A0, A0, S3), add(A0, A0, T0), sub(T1, SP, T1), add(A0, A0, T1),
+             addi(A7, 0, 93), ECALL]
+    callee_at = call_at + 1 + len(after)
+    callee = [addi(SP, SP, -16), sd(RA, SP, 8), addi(A0, A0, 10), addi(A1, A1, 20)]
+    if syscall_in_callee:
+        # an unknown syscall: a0 = -ENOSYS; the block after it is entered
+        # from the dispatcher through the trampoline
+        callee += [addi(A7, 0, 500), ECALL, addi(A0, A0, 38 + 11)]
+    callee += [addi(S0, S0, 30), addi(S3, S3, 40), addi(T0, T0, 50), ld(RA, SP, 8), addi(SP, SP, 16), RET]
+    return [*caller, jal(RA, 4 * (callee_at - call_at)), *after, *callee]
+
+
+# a0 11 + a1 22 + a2 3 + s0 34 + s1 5 + s2 6 + s3 47 + t0 58 + sp's change 0
+_SUM = 11 + 22 + 3 + 34 + 5 + 6 + 47 + 58
+
+
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
+@pytest.mark.parametrize("syscall_in_callee", [False, True], ids=["direct", "syscall-in-callee"])
+def test_registers_survive_a_call_and_its_return(tmp_path, config_dir, engine, syscall_in_callee):
+    image, _ = build(tmp_path, "callsum", _call_and_sum(syscall_in_callee))
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
+    assert proc.returncode == _SUM, proc.stderr
+
+
+def _state_operands(code: list[int]) -> list[int]:
+    """Displacements of the x86 memory operands outside guest memory (r13 +
+    index) and the host stack in the optimised translation at BASE: the
+    state accesses."""
+    blocks = discover([CodeRange(BASE, words(*code))], [], {"entry": [BASE]}).blocks
+    ir = chunk_ir([("region", [blocks[BASE]])], frozenset(blocks), 15, [])
+    text = ELFFile(io.BytesIO(compile_ir(ir, 2))).get_section_by_name(".text").data()
+    out = []
+    for insn in capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(text, 0):
+        m = re.search(r"ptr \[(\w+)(?: \+ (0x[0-9a-f]+|\d+))?\]", insn.op_str)
+        if m and m.group(1) not in ("r13", "rsp"):
+            out.append(int(m.group(2) or "0", 0))
+    return out
+
+
+def test_a_leaf_function_touches_no_state_for_passed_registers():
+    # a0 = a0 + a1; s0 = s0 + a2; ret: every register it reads or writes is
+    # passed, and a0 goes back in a host register, so its only state access
+    # is the stores of the passed registers not returned (and the pc).
+    offsets = _state_operands([add(A0, A0, A1), add(S0, S0, A2), RET])
+    from aotc.isa.riscv64.state import OFFSETS
+
+    stored = sorted(OFFSETS["x"] + 8 * r for r in PASSED_REGS if r not in RETURNED_REGS)
+    assert sorted(o for o in offsets if o != OFFSETS["pc"]) == stored, offsets
+    assert OFFSETS["x"] + 8 * A0 not in offsets
+
+
+def test_a_runtime_built_for_another_convention_is_refused():
+    class OtherNative:
+        @staticmethod
+        def block_abi():
+            return (PASSED_REGS[:-1], RETURNED_REGS)
+
+    with pytest.raises(RuntimeSetupError, match="block calling convention"):
+        _check_block_abi(OtherNative)
+    from runtime import _native
+
+    _check_block_abi(_native)      # the installed module agrees
