@@ -1068,8 +1068,9 @@ class LLVMBuilder:
             self._exit(EXIT_MISS, target)
 
     def _tail_call(self, fn: str, attrs: str = "") -> None:
-        """Leave through a tail call of block function ``fn`` (registers
-        already in the state), returning its exit code."""
+        """Leave through a tail call of block function ``fn`` (the passed
+        registers as arguments, the others already in the state), returning
+        its result."""
         args = self._call_args()
         r = self._tmp()
         self.lines.append(f"  {r} = musttail call {BLOCK_CC} {BLOCK_RET} {fn}({args}){attrs}")
@@ -1102,7 +1103,8 @@ class LLVMBuilder:
         self._goto(not_taken)
 
     def _host_call(self, fn: str, returns_to: int) -> None:
-        """A guest call as a host call (registers already in the state).
+        """A guest call as a host call (the passed registers as arguments,
+        the others already in the state).
 
         The callee's guest ``ret`` returns EXIT_RETURN with the target pc
         in the state: if that is this call's return point, execution goes on
@@ -1110,8 +1112,9 @@ class LLVMBuilder:
         other exit, or a return elsewhere (longjmp, a callee that switched
         stacks), is passed on to this function's own caller, so the first
         frame whose return point matches, or else the dispatcher, takes it.
-        Every register is reloaded from the state afterwards, so continuing
-        in any frame is correct.  Below the host stack limit (deep guest
+        Every frame passes the returned registers up unchanged and reloads
+        all others from the state afterwards, so continuing in any frame is
+        correct.  Below the host stack limit (deep guest
         recursion) the call is a tail call, as a plain jump."""
         attrs = " #5" if self.fp_env else ""
         sp = self._emit('call i64 @llvm.read_register.i64(metadata !{!"rsp"})', "i64")
