@@ -92,7 +92,6 @@ ENGINES = ("aot", "jit", "interp")
 FALLBACKS = ("jit", "interp", "none")
 
 
-
 def _check_block_abi(native) -> None:
     """The native trampoline must move the registers the code generator
     passes (aotc/backend/abi.py): a runtime module built from other sources
@@ -103,6 +102,7 @@ def _check_block_abi(native) -> None:
     if native.block_abi() != (PASSED_REGS, RETURNED_REGS):
         raise RuntimeSetupError("runtime/_native was built from other sources than this aotc "
                                 "(block calling convention differs): reinstall aotc (pip install -e .)")
+
 
 class Machine:
     """A riscv64 guest process, backed by an AOT image (``image``) or run

@@ -52,7 +52,9 @@ struct htab_entry { uint64_t pc; block_fn fn; };
  * the code generator's.  After 6 pushes and 8 bytes the stack is 16-byte
  * aligned again, as the call expects.
  */
-static const int passed_regs[] = {10, 11, 12, 2, 1, 8, 9, 18, 19};   /* state offset 8 * r */
+/* Keep these lists in step with the loads and stores of the asm below
+ * (state offset of x[r] = 8 * r). */
+static const int passed_regs[] = {10, 11, 12, 2, 1, 8, 9, 18, 19};
 static const int returned_regs[] = {10, 2};
 #ifdef __x86_64__
 __attribute__((visibility("hidden"))) uint64_t aotrt_enter_block(block_fn fn, void *state, uint8_t *mem);
