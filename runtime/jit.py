@@ -92,10 +92,8 @@ def table_pcs(address: int, mask: int) -> set[int]:
 class Jit:
     """Compile missed guest code into the second table, for the process lifetime."""
 
-    def __init__(self, mem, image_htab: int, image_mask: int, image_pcs: set[int],
-                 opt_level: int = 0, max_blocks: int = 64) -> None:
+    def __init__(self, mem, image_pcs: set[int], opt_level: int = 0, max_blocks: int = 64) -> None:
         self.mem = mem
-        self.image_htab, self.image_mask = image_htab, image_mask
         self.image_pcs = image_pcs
         self.table = Htab()
         self.opt_level = opt_level
@@ -151,18 +149,16 @@ class Jit:
         self.code_pages = set()
         self.flushes += 1
 
-    def forget_image(self, empty_htab: int) -> None:
-        """The image was retired: stop treating its blocks as translated
-        (new regions probe ``empty_htab`` inline instead of the image's
-        table) and drop every JIT region, since they may exit to image code."""
-        self.image_htab, self.image_mask = empty_htab, 0
+    def forget_image(self) -> None:
+        """The image was retired: stop treating its blocks as translated and
+        drop every JIT region, since they may exit to image code."""
         self.image_pcs = set()
         self._drop_all()
 
     def compile(self, pc: int) -> bool:
         """Translate the region at ``pc``; False when pc is not in executable memory."""
         from aotc.backend.compile import _FOOTER, _HEADER, lift_block
-        from aotc.backend.llvm_builder import HTAB_SYMBOL, block_definition_prefix, block_symbol
+        from aotc.backend.llvm_builder import STATE_CONVENTION, block_definition_prefix, block_symbol
         from aotc.discover import discover_region
 
         self.start_worker()
@@ -179,21 +175,19 @@ class Jit:
         parts = [_HEADER]
         decls: set[str] = set()
         untranslated: list = []
-        uses_htab = False
+        # JIT code keeps every register in the state (STATE_CONVENTION): it
+        # leaves to the dispatcher for image code and for indirect targets.
+        cc = STATE_CONVENTION
         for block in region.values():
-            text, b = lift_block(block, known, self.image_mask, untranslated, dispatch_only,
-                                 count="jit")
+            text, b = lift_block(block, known, 0, untranslated, dispatch_only, count="jit",
+                                 convention=cc)
             parts.append(text)
             decls |= b.intrinsics
-            uses_htab |= b.uses_htab
         parts.extend(sorted(decls))
         parts.append(_FOOTER)
         ir = "\n".join(parts)
-        if uses_htab:
-            # Inline probes read the image's table at its (fixed) address.
-            ir = ir.replace(f"ptr @{HTAB_SYMBOL}", f"ptr inttoptr (i64 {self.image_htab} to ptr)")
         for p in region:    # exported, so the region's entries can be looked up
-            ir = ir.replace(block_definition_prefix(p), block_definition_prefix(p, hidden=False))
+            ir = ir.replace(block_definition_prefix(p, cc=cc), block_definition_prefix(p, hidden=False, cc=cc))
         t1 = time.perf_counter()
         so = self._worker.compile(ir, self.opt_level)
         t2 = time.perf_counter()

@@ -202,7 +202,7 @@ class Machine:
         if self._jit is None:
             from runtime.jit import Jit
 
-            self._jit = Jit(self.mem, self._htab, self._mask, self.image_pcs())
+            self._jit = Jit(self.mem, self.image_pcs())
         return self._jit
 
     @property
@@ -237,14 +237,14 @@ class Machine:
     def _check_image(self, why: str) -> None:
         if self._image_code is None or self._image_code.intact(self.mem):
             return
-        # Retire the image: an empty table 1 for the dispatcher and for the
-        # JIT's inline probes; from now on every block comes from the fallback.
+        # Retire the image: an empty table 1 for the dispatcher; from now on
+        # every block comes from the fallback.
         self._image_code = None
         self._empty = (ctypes.c_uint64 * 2)()
         self._htab, self._mask = ctypes.addressof(self._empty), 0
         self._image_pcs = set()
         if self._jit is not None:
-            self._jit.forget_image(self._htab)
+            self._jit.forget_image()
             self.stats.jit_flushes = self._jit.flushes
         self.stats.image_retired = f"{why}, guest pc {self.state.pc:#x}"
         if self.kernel.strace is not None:

@@ -6,6 +6,7 @@ moves them between the state and host registers for the dispatcher."""
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import capstone
@@ -14,11 +15,13 @@ from conftest import aotrun_cmd, run_tool
 from elftools.elf.elffile import ELFFile
 
 from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
-from aotc.backend.compile import chunk_ir, compile_ir
+from aotc.backend.compile import chunk_ir, compile_ir, lift_block
+from aotc.backend.llvm_builder import STATE_CONVENTION, block_definition_prefix
 from aotc.discover import CodeRange, discover
 from aotc.errors import RuntimeSetupError
 from runtime.machine import _check_block_abi
 from test_guest_exits import ECALL, addi, build, ld, sd
+from test_jit import auipc, jalr
 from tests.test_discover import BASE, words
 
 A0, A1, A2, A7, SP, RA, T0, T1 = 10, 11, 12, 17, 2, 1, 5, 6
@@ -112,3 +115,40 @@ def test_a_runtime_built_for_another_convention_is_refused():
     from runtime import _native
 
     _check_block_abi(_native)      # the installed module agrees
+
+
+def test_jit_code_between_image_code_keeps_the_registers(tmp_path, config_dir):
+    """Image code (passed registers in host registers) calls F, jumps to a
+    computed target the image misses (test_jit.py), where JIT code (every
+    register in the state) changes s1 and calls F again; the sum of the
+    registers is the exit status, so a register lost at a change of
+    convention shows."""
+    # t1 = pc; t1 += 12; t1 += 8 (= the target); jr t1; nop (as test_jit.MISSING_WORDS)
+    hop = [auipc(T1, 0), addi(T1, T1, 12), addi(T1, T1, 8), jalr(0, T1, 0), addi(0, 0, 0)]
+    setup = [addi(A0, 0, 1), addi(A1, 0, 2), addi(A2, 0, 3), addi(S0, 0, 4), addi(S1, 0, 5),
+             addi(S2, 0, 6), addi(S3, 0, 7), addi(T0, 0, 8)]
+    tail = [add(A0, A0, A1), add(A0, A0, A2), add(A0, A0, S0), add(A0, A0, S1), add(A0, A0, S2),
+            add(A0, A0, S3), add(A0, A0, T0), addi(A7, 0, 93), ECALL]
+    f = [addi(A0, A0, 10), addi(A1, A1, 20), addi(S0, S0, 30), addi(S3, S3, 40), addi(T0, T0, 50), RET]
+    first_call = len(setup)
+    second_call = first_call + 1 + len(hop) + 1
+    f_at = second_call + 1 + len(tail)
+    code = [*setup, jal(RA, 4 * (f_at - first_call)), *hop, addi(S1, S1, 100),
+            jal(RA, 4 * (f_at - second_call)), *tail, *f]
+    assert code[second_call] == jal(RA, 4 * (f_at - second_call))
+    image, _ = build(tmp_path, "mixed", code)
+    stats_path = tmp_path / "stats.json"
+    proc = run_tool([*aotrun_cmd(), "--stats-json", str(stats_path), str(image)])
+    # a0 1+10+10, a1 2+20+20, a2 3, s0 4+30+30, s1 5+100, s2 6, s3 7+40+40, t0 8+50+50
+    assert proc.returncode == (21 + 42 + 3 + 64 + 105 + 6 + 87 + 108) & 0xFF, proc.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["jit_compiles"] >= 1 and stats["lookup_misses"] >= 1, stats
+
+
+def test_jit_blocks_take_only_the_state_and_the_arena():
+    blocks = discover([CodeRange(BASE, words(add(A0, A0, A1), RET))], [], {"entry": [BASE]}).blocks
+    text, _ = lift_block(blocks[BASE], frozenset(blocks), 0, [], convention=STATE_CONVENTION)
+    assert block_definition_prefix(BASE, cc=STATE_CONVENTION) + "ptr noalias nocapture %st, ptr noalias %mem)" in text
+    assert "%k0" not in text
+    image_text, _ = lift_block(blocks[BASE], frozenset(blocks), 0, [])
+    assert f"i64 %k{len(PASSED_REGS) - 1})" in image_text

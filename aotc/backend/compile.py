@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from aotc.backend.abi import CODEGEN_VERSION
-from aotc.backend.llvm_builder import HTAB_SYMBOL, DebugInfo, LLVMBuilder, block_declaration, block_symbol
+from aotc.backend.llvm_builder import (
+    HTAB_SYMBOL,
+    IMAGE_CONVENTION,
+    Convention,
+    DebugInfo,
+    LLVMBuilder,
+    block_declaration,
+    block_symbol,
+)
 from aotc.backend.regions import form_regions
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError
@@ -167,10 +175,12 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                debug: DebugInfo | None = None,
                barriers: frozenset[int] = frozenset(),
                optnone: bool = False, count: str | None = None,
-               dead_reads: frozenset[int] = frozenset()) -> tuple[str, LLVMBuilder]:
+               dead_reads: frozenset[int] = frozenset(),
+               convention: Convention = IMAGE_CONVENTION) -> tuple[str, LLVMBuilder]:
     """Lift one block as its own function."""
     b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
-                    fault_pc_stores=debug is None, noinline=block.pc in barriers, optnone=optnone)
+                    fault_pc_stores=debug is None, noinline=block.pc in barriers, optnone=optnone,
+                    convention=convention)
     lift_insns(b, block, untranslated, count, dead_reads)
     return b.finish(debug), b
 

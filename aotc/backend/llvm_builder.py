@@ -149,16 +149,39 @@ define internal void @aotc_pop_rc(i32 %saved) alwaysinline nounwind strictfp {
 HTAB_SYMBOL = "aotc_htab"
 # Calling convention of every block function: nothing is callee-saved, so
 # region functions push and pop nothing and a host call spills only what is
-# live across it.  The guest registers of abi.PASSED_REGS are arguments (after
-# the state and the arena) and those of abi.RETURNED_REGS return values (after
-# the exit code); every other register is in the state at each call and exit.
+# live across it.  In image code the guest registers of abi.PASSED_REGS are
+# arguments (after the state and the arena) and those of abi.RETURNED_REGS
+# return values (after the exit code); every other register is in the state
+# at each call and exit (``Convention``, below).
 # The native dispatcher enters through a small trampoline that saves the C
 # ABI's callee-saved registers and moves the passed registers between the
 # state and host registers (runtime/native/aotrt.c).
 BLOCK_CC = "preserve_nonecc"
-BLOCK_RET = "{ " + ", ".join(["i64"] * (1 + len(RETURNED_REGS))) + " }"
-_BLOCK_PARAMS = "ptr, ptr" + ", i64" * len(PASSED_REGS)
-_PASSED = frozenset(PASSED_REGS)
+
+
+@dataclass(frozen=True, slots=True)
+class Convention:
+    """Which guest registers a block function takes as arguments (after the
+    state and the arena) and gives back (after the exit code)."""
+
+    passed: tuple[int, ...]
+    returned: tuple[int, ...]
+
+    @property
+    def ret_type(self) -> str:
+        return "{ " + ", ".join(["i64"] * (1 + len(self.returned))) + " }"
+
+    @property
+    def param_types(self) -> str:
+        return "ptr, ptr" + ", i64" * len(self.passed)
+
+
+# Image code: the registers of abi.py in host registers.  JIT code: every
+# register in the state (its functions are per block, so a register passed
+# through each one would be spilled and reloaded around every loop trip);
+# it is entered only from the dispatcher, through a trampoline of its own.
+IMAGE_CONVENTION = Convention(PASSED_REGS, RETURNED_REGS)
+STATE_CONVENTION = Convention((), ())
 
 # Region-mode alloca keys besides the registers (x: 0-31, f: 32-63).
 _KEY_FCSR = 64
@@ -249,15 +272,15 @@ def block_symbol(pc: int) -> str:
     return f"b_{pc:x}"
 
 
-def block_declaration(pc: int) -> str:
+def block_declaration(pc: int, cc: Convention = IMAGE_CONVENTION) -> str:
     """The declaration of block ``pc``'s function, for a module that calls
     or refers to it without defining it."""
-    return f"declare hidden {BLOCK_CC} {BLOCK_RET} @{block_symbol(pc)}({_BLOCK_PARAMS})"
+    return f"declare hidden {BLOCK_CC} {cc.ret_type} @{block_symbol(pc)}({cc.param_types})"
 
 
-def block_definition_prefix(pc: int, hidden: bool = True) -> str:
+def block_definition_prefix(pc: int, hidden: bool = True, cc: Convention = IMAGE_CONVENTION) -> str:
     """The text a block function's definition starts with (up to its first parameter)."""
-    return f"define {'hidden ' if hidden else ''}{BLOCK_CC} {BLOCK_RET} @{block_symbol(pc)}("
+    return f"define {'hidden ' if hidden else ''}{BLOCK_CC} {cc.ret_type} @{block_symbol(pc)}("
 
 
 class LLVMBuilder:
@@ -268,8 +291,10 @@ class LLVMBuilder:
                  dispatch_only: "frozenset[int]" = frozenset(),
                  fault_pc_stores: bool = True, noinline: bool = False,
                  region: "frozenset[int] | None" = None, optnone: bool = False,
-                 fp_env: bool = False) -> None:
+                 fp_env: bool = False, convention: Convention = IMAGE_CONVENTION) -> None:
         self.entry_pc = entry_pc
+        self.cc = convention
+        self._passed = frozenset(convention.passed)
         # Region mode with CSR accesses inside (FP-environment reads/writes
         # are ordinary instructions of the region rather than function
         # boundaries): every FP operand enters the FP domain through a
@@ -353,7 +378,7 @@ class LLVMBuilder:
         """Block mode: the passed registers' values are the function's
         arguments (region mode keeps them in allocas, see ``finish``)."""
         if self.region is None:
-            for i, key in enumerate(PASSED_REGS):
+            for i, key in enumerate(self.cc.passed):
                 self._regs[key] = V(f"%k{i}", "i64")
 
     def begin_block(self, pc: int) -> None:
@@ -579,7 +604,7 @@ class LLVMBuilder:
                     self.lines.append(f"  store double {d}, ptr %a{key}, align 8")
                 else:
                     self.lines.append(f"  store i64 {v}, ptr %a{key}, align 8")
-            elif key not in _PASSED:    # passed registers leave as arguments (_ret stores them)
+            elif key not in self._passed:    # passed registers leave as arguments (_ret stores them)
                 slot = self._slot(_key_offset(key))
                 self.lines.append(f"  store i64 {v}, ptr {slot}, align 8")
 
@@ -1035,8 +1060,8 @@ class LLVMBuilder:
         """The passed registers' current values (the block's registers
         already flushed): from their allocas in region mode."""
         if self.region is None:
-            return [self._regs[key].name for key in PASSED_REGS]
-        return [self._emit(f"load i64, ptr %a{key}, align 8", "i64").name for key in PASSED_REGS]
+            return [self._regs[key].name for key in self.cc.passed]
+        return [self._emit(f"load i64, ptr %a{key}, align 8", "i64").name for key in self.cc.passed]
 
     def _call_args(self) -> str:
         return "ptr %st, ptr %mem" + "".join(f", i64 {v}" for v in self._passed_values())
@@ -1044,15 +1069,16 @@ class LLVMBuilder:
     def _ret(self, code: "int | str") -> None:
         """Return exit code ``code`` to the caller: the returned registers as
         return values, the other passed registers stored in the state."""
-        values = dict(zip(PASSED_REGS, self._passed_values()))
-        for key in PASSED_REGS:
-            if key not in RETURNED_REGS:
+        cc = self.cc
+        values = dict(zip(cc.passed, self._passed_values()))
+        for key in cc.passed:
+            if key not in cc.returned:
                 slot = self._slot(_key_offset(key))
                 self.lines.append(f"  store i64 {values[key]}, ptr {slot}, align 8")
         agg = "poison"
-        for i, v in enumerate([str(code)] + [values[key] for key in RETURNED_REGS]):
-            agg = self._emit(f"insertvalue {BLOCK_RET} {agg}, i64 {v}, {i}", BLOCK_RET).name
-        self.lines.append(f"  ret {BLOCK_RET} {agg}")
+        for i, v in enumerate([str(code)] + [values[key] for key in cc.returned]):
+            agg = self._emit(f"insertvalue {cc.ret_type} {agg}, i64 {v}, {i}", cc.ret_type).name
+        self.lines.append(f"  ret {cc.ret_type} {agg}")
 
     def _goto(self, target: int) -> None:
         """Tail-call a known block, or leave with a miss for an unknown one."""
@@ -1073,8 +1099,9 @@ class LLVMBuilder:
         its result."""
         args = self._call_args()
         r = self._tmp()
-        self.lines.append(f"  {r} = musttail call {BLOCK_CC} {BLOCK_RET} {fn}({args}){attrs}")
-        self.lines.append(f"  ret {BLOCK_RET} {r}")
+        ret_type = self.cc.ret_type
+        self.lines.append(f"  {r} = musttail call {BLOCK_CC} {ret_type} {fn}({args}){attrs}")
+        self.lines.append(f"  ret {ret_type} {r}")
 
     def _end(self) -> None:
         if self.ended:
@@ -1127,12 +1154,13 @@ class LLVMBuilder:
         self.lines.append(f"deep{n}:")
         self._tail_call(fn, attrs)
         self.lines.append(f"call{n}:")
-        r = self._emit(f"call {BLOCK_CC} {BLOCK_RET} {fn}({self._call_args()}){attrs}", BLOCK_RET)
-        code = self._emit(f"extractvalue {BLOCK_RET} {r}, 0", "i64")
+        cc = self.cc
+        r = self._emit(f"call {BLOCK_CC} {cc.ret_type} {fn}({self._call_args()}){attrs}", cc.ret_type)
+        code = self._emit(f"extractvalue {cc.ret_type} {r}, 0", "i64")
         back = self._emit(f"icmp eq i64 {code}, {EXIT_RETURN}", "i1")
         self.lines.append(f"  br i1 {back}, label %back{n}, label %pass{n}, !prof !0")
         self.lines.append(f"pass{n}:")
-        self.lines.append(f"  ret {BLOCK_RET} {r}")
+        self.lines.append(f"  ret {cc.ret_type} {r}")
         self.lines.append(f"back{n}:")
         pc = self._emit(f"load i64, ptr {self._slot(_PC)}, align 8", "i64")
         here = self._emit(f"icmp eq i64 {pc}, {returns_to}", "i1")
@@ -1141,9 +1169,9 @@ class LLVMBuilder:
         # The callee returned the returned registers and stored the other
         # passed ones; every other register is reloaded from the state.
         before = dict(self._regs)
-        for key in PASSED_REGS:
-            if key in RETURNED_REGS:
-                v = self._emit(f"extractvalue {BLOCK_RET} {r}, {1 + RETURNED_REGS.index(key)}", "i64")
+        for key in cc.passed:
+            if key in cc.returned:
+                v = self._emit(f"extractvalue {cc.ret_type} {r}, {1 + cc.returned.index(key)}", "i64")
             else:
                 v = self._emit(f"load i64, ptr {self._slot(_key_offset(key))}, align 8", "i64")
             if self.region is not None:
@@ -1166,13 +1194,14 @@ class LLVMBuilder:
                       is_return: bool = False) -> None:
         """Probe the native hash table once inline; the dispatcher does the
         rest.  A guest return leaves to the host caller (``_host_call``);
-        a guest call that hits is a host call."""
+        a guest call that hits is a host call.  The table holds image code,
+        so code of another convention (JIT code) leaves to the dispatcher."""
         self._end()
         self._flush()
         self._exit_flush()
-        if is_return:
+        if is_return or self.cc != IMAGE_CONVENTION:
             self._set_pc(target)
-            self._ret(EXIT_RETURN)
+            self._ret(EXIT_RETURN if is_return else EXIT_CONTINUE)
             return
         self.uses_htab = True
         mask = self.htab_mask
@@ -1235,11 +1264,11 @@ class LLVMBuilder:
         """Allocas for every register the region touches and every passed
         register: the passed ones from the arguments, the rest loaded from
         the state."""
-        keys = sorted(self._used | self._written | _PASSED)
+        keys = sorted(self._used | self._written | self._passed)
         out = [f"  %a{key} = alloca {'double' if 32 <= key < 64 else 'i64'}, align 8" for key in keys]
         for key in keys:
-            if key in _PASSED:
-                out.append(f"  store i64 %k{PASSED_REGS.index(key)}, ptr %a{key}, align 8")
+            if key in self._passed:
+                out.append(f"  store i64 %k{self.cc.passed.index(key)}, ptr %a{key}, align 8")
             else:
                 out += self._state_copy(key, to_state=False)
         out.append(f"  br label %{_label(self.entry_pc)}")
@@ -1250,8 +1279,8 @@ class LLVMBuilder:
         state, but the passed ones (they leave as arguments, or ``_ret``
         stores them); after a host call every register is reloaded from it
         (the passed ones already were, by ``_host_call``)."""
-        written = sorted(self._written - _PASSED)
-        touched = sorted((self._used | self._written) - _PASSED)
+        written = sorted(self._written - self._passed)
+        touched = sorted((self._used | self._written) - self._passed)
         out: list[str] = []
         for ln in self.lines:
             if ln is _EXIT_FLUSH:
@@ -1291,8 +1320,8 @@ class LLVMBuilder:
             body = "\n".join(out)
             attach = f" !dbg !{sp}"
         attrs = "#4" if self.optnone else "#3" if self.noinline or self.fp_env else "#0"
-        params = "".join(f", i64 %k{i}" for i in range(len(PASSED_REGS)))
-        return (f"{block_definition_prefix(self.entry_pc)}ptr noalias nocapture %st, "
+        params = "".join(f", i64 %k{i}" for i in range(len(self.cc.passed)))
+        return (f"{block_definition_prefix(self.entry_pc, cc=self.cc)}ptr noalias nocapture %st, "
                 f"ptr noalias %mem{params}) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
 
 

@@ -83,10 +83,27 @@ __asm__(".text\n"
         "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n  popq %rbp\n"
         "  retq\n"
         ".size aotrt_enter_block, .-aotrt_enter_block\n");
+/* JIT code (table 2) keeps every guest register in the state (the state
+ * convention: no passed or returned registers). */
+__attribute__((visibility("hidden"))) uint64_t aotrt_enter_state_block(block_fn fn, void *state, uint8_t *mem);
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".globl aotrt_enter_state_block\n"
+        ".hidden aotrt_enter_state_block\n"
+        ".type aotrt_enter_state_block,@function\n"
+        "aotrt_enter_state_block:\n"
+        "  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
+        "  movq %rsi, %r12\n  movq %rdx, %r13\n"
+        "  callq *%rdi\n"
+        "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n"
+        "  retq\n"
+        ".size aotrt_enter_state_block, .-aotrt_enter_state_block\n");
 #define CALL_BLOCK(fn, state, mem) aotrt_enter_block((fn), (state), (mem))
+#define CALL_STATE_BLOCK(fn, state, mem) aotrt_enter_state_block((fn), (state), (mem))
 #else
 /* Translated code is x86_64 code: no block runs on another host. */
 #define CALL_BLOCK(fn, state, mem) ((void)(fn), (void)(state), (void)(mem), (uint64_t)EXIT_MISS)
+#define CALL_STATE_BLOCK CALL_BLOCK
 #endif
 
 static sigjmp_buf fault_env;
@@ -222,13 +239,14 @@ static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry
     for (;;) {
         uint64_t pc = *(uint64_t *)(state + STATE_PC_OFFSET);
         block_fn fn = lookup(tab, mask, pc);
-        if (!fn && tab2)
-            fn = lookup(tab2, mask2, pc);
-        if (!fn) {
+        if (fn) {
+            r = CALL_BLOCK(fn, state, mem);
+        } else if (tab2 && (fn = lookup(tab2, mask2, pc))) {
+            r = CALL_STATE_BLOCK(fn, state, mem);   /* JIT code */
+        } else {
             r = EXIT_MISS;
             break;
         }
-        r = CALL_BLOCK(fn, state, mem);
         /* A block of one table may jump to code that was missing when it was
          * compiled but has since been JIT-compiled into table 2: re-probe. */
         if (r != EXIT_CONTINUE && r != EXIT_RETURN && !(r == EXIT_MISS && tab2))
