@@ -92,6 +92,18 @@ ENGINES = ("aot", "jit", "interp")
 FALLBACKS = ("jit", "interp", "none")
 
 
+def _set_guest_segment(native, base: int) -> None:
+    """Translated code reaches guest memory through the GS segment
+    (aotc/backend/llvm_builder.py): point this thread's GS base at the
+    arena (``run`` does it again in whichever thread runs the code)."""
+    from aotc.errors import RuntimeSetupError
+
+    try:
+        native.set_guest_segment(base)
+    except OSError as e:
+        raise RuntimeSetupError(f"cannot point the GS segment at the guest arena: {e}") from None
+
+
 def _check_block_abi(native) -> None:
     """The native trampoline must move the registers the code generator
     passes (aotc/backend/abi.py): a runtime module built from other sources
@@ -158,6 +170,7 @@ class Machine:
         self._native = _native
         _check_block_abi(_native)
         self.mem = GuestMemory(bits=arena_bits)
+        _set_guest_segment(_native, self.mem.base)
         _native.install_fault_handler(self.mem.base, self.mem.size + GUARD, GUARD_BELOW)
         brk = load_segments(self.mem, segments)
         sp = build_initial_stack(self.mem, argv=list(argv), envp=list(envp), auxv_info=auxv,

@@ -1,6 +1,8 @@
-"""How translated code addresses guest memory: ``imm(r)`` is ``mem +
-wrap32(r) + imm`` (runtime/guest_memory.py), one 32-bit move per base
-register value, with the immediate as the x86 displacement; LLVM sees
+"""How translated code addresses guest memory: ``imm(r)`` is ``%gs:imm(
+wrap32(r))``, the GS base being the arena (runtime/guest_memory.py,
+runtime/native/aotrt.c), one 32-bit move per base register value, with the
+immediate as the x86 displacement, and no host register holding the
+arena's address; LLVM sees
 neighbouring slots as neighbours (and merges their accesses).  Faults of
 accesses whose immediate leaves the guest address space are in
 tests/test_guest_exits.py."""
@@ -19,8 +21,9 @@ from test_guest_exits import ld, sd
 from tests.test_discover import BASE, ECALL, words
 
 SP = 2
-# An x86 guest-memory operand: r13 (the arena) + index register [+ displacement].
-_GUEST_OPERAND = re.compile(r"ptr \[r13 \+ (\w+)(?: \+ (0x[0-9a-f]+|\d+))?\]")
+# An x86 guest-memory operand: the GS segment (the arena) + index register
+# [+ displacement].
+_GUEST_OPERAND = re.compile(r"ptr gs:\[(\w+)(?: \+ (0x[0-9a-f]+|\d+))?\]")
 
 
 def _guest_accesses(code: bytes) -> list[tuple[str, int]]:
@@ -58,3 +61,36 @@ def test_neighbouring_slots_are_seen_as_neighbours():
     # host registers, aotc/backend/abi.py, and be stored one by one).
     acc = _guest_accesses(words(sd(14, SP, 8), sd(15, SP, 16), ECALL))
     assert acc == [(acc[0][0], 8)], acc
+
+
+def test_guest_code_run_from_another_thread_reaches_the_arena(tmp_path):
+    """The GS base is per thread: a machine set up in one thread and run in
+    another, started before the machine existed (a new thread inherits its
+    parent's GS base), still reaches its arena.  ``run`` points the running
+    thread's GS base at it; without that the store would hit host address
+    -8 and kill the process, so the check runs in a child."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_guest_exits import addi, tiny_elf
+
+    # a1 = 42; sd a1, -8(sp); ld a0, -8(sp); exit(a0)
+    guest = tmp_path / "stack"
+    guest.write_bytes(tiny_elf([addi(11, 0, 42), sd(11, SP, -8), ld(10, SP, -8),
+                                addi(17, 0, 93), ECALL]))
+    script = (
+        "import sys, threading\n"
+        "from aotc.elf.guest_elf import read_guest_elf\n"
+        "from runtime.machine import Machine\n"
+        "out, ready = [], threading.Event()\n"
+        "t = threading.Thread(target=lambda: ready.wait() and out.append(m.run()))\n"
+        "t.start()\n"
+        f"m = Machine(None, argv=[b'g'], envp=[], elf=read_guest_elf({str(guest)!r}), engine='jit')\n"
+        "ready.set(); t.join()\n"
+        "print(out[0], m.stats.jit_compiles)\n")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=root, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    code, compiles = proc.stdout.split()
+    assert int(code) == 42 and int(compiles) >= 1, proc.stdout

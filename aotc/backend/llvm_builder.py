@@ -173,7 +173,7 @@ class Convention:
 
     @property
     def param_types(self) -> str:
-        return "ptr, ptr" + ", i64" * len(self.passed)
+        return "ptr" + ", i64" * len(self.passed)
 
 
 # Image code: the registers of abi.py in host registers.  JIT code: every
@@ -246,6 +246,12 @@ class V:
 
     def __str__(self) -> str:
         return self.name
+
+
+# Guest memory: x86's %gs segment, whose base the runtime sets to the arena
+# (aotrt.c), so an access is ``%gs:imm(zext32(base))`` and no host register
+# holds the arena's address.
+_GUEST_PTR = "ptr addrspace(256)"
 
 
 def _fconst(x: float) -> str:
@@ -710,18 +716,18 @@ class LLVMBuilder:
             off = self._emit(f"zext i32 {low} to i64", "i64")
         else:
             off = self._emit(f"and i64 {base}, {(1 << self.arena_bits) - 1}", "i64")
-        ptr = self._emit(f"getelementptr i8, ptr %mem, i64 {off}", "ptr")
+        ptr = self._emit(f"getelementptr i8, {_GUEST_PTR} null, i64 {off}", _GUEST_PTR)
         if imm:
-            ptr = self._emit(f"getelementptr i8, ptr {ptr}, i64 {imm}", "ptr")
+            ptr = self._emit(f"getelementptr i8, {_GUEST_PTR} {ptr}, i64 {imm}", _GUEST_PTR)
         return ptr.name
 
     def load(self, addr: V, bits: int) -> V:
         ptr = self._host_ptr(addr)
-        return self._emit(f"load i{bits}, ptr {ptr}, align 1", _ity(bits))
+        return self._emit(f"load i{bits}, {_GUEST_PTR} {ptr}, align 1", _ity(bits))
 
     def store(self, addr: V, v: V) -> None:
         ptr = self._host_ptr(addr)
-        self.lines.append(f"  store {v.ty} {v}, ptr {ptr}, align 1")
+        self.lines.append(f"  store {v.ty} {v}, {_GUEST_PTR} {ptr}, align 1")
 
     # -- floating point ---------------------------------------------------
     def _opaque(self, v: V) -> V:
@@ -1064,7 +1070,7 @@ class LLVMBuilder:
         return [self._emit(f"load i64, ptr %a{key}, align 8", "i64").name for key in self.cc.passed]
 
     def _call_args(self) -> str:
-        return "ptr %st, ptr %mem" + "".join(f", i64 {v}" for v in self._passed_values())
+        return "ptr %st" + "".join(f", i64 {v}" for v in self._passed_values())
 
     def _ret(self, code: "int | str") -> None:
         """Return exit code ``code`` to the caller: the returned registers as
@@ -1321,8 +1327,8 @@ class LLVMBuilder:
             attach = f" !dbg !{sp}"
         attrs = "#4" if self.optnone else "#3" if self.noinline or self.fp_env else "#0"
         params = "".join(f", i64 %k{i}" for i in range(len(self.cc.passed)))
-        return (f"{block_definition_prefix(self.entry_pc, cc=self.cc)}ptr noalias nocapture %st, "
-                f"ptr noalias %mem{params}) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
+        return (f"{block_definition_prefix(self.entry_pc, cc=self.cc)}ptr noalias nocapture %st"
+                f"{params}) {attrs}{attach} {{\nentry:\n{body}\n}}\n")
 
 
 class DebugInfo:

@@ -23,7 +23,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <ucontext.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #ifdef __x86_64__
+#include <asm/prctl.h>
 #include <xmmintrin.h>
 #endif
 
@@ -35,19 +38,21 @@
 #define EXIT_FAULT 5
 #define EXIT_RETURN 8
 
-typedef uint64_t (*block_fn)(void *state, uint8_t *mem);
+typedef uint64_t (*block_fn)(void *state);
 struct htab_entry { uint64_t pc; block_fn fn; };
 
 /*
  * Translated blocks use LLVM's preserve_none convention (arguments in r12,
  * r13, r14, r15, rdi, rsi, rdx, rcx, r8, r9, r11, rax; results in rax, rdx,
  * rcx; no callee-saved registers but rsp and rbp) with the block calling
- * convention of aotc/backend/abi.py: after the state (r12) and the arena
- * (r13) come the guest registers PASSED_REGS = a0 a1 a2 sp ra s0 s1 s2 s3,
- * and after the exit code (rax) the guest registers RETURNED_REGS = a0 sp;
- * the other passed registers are in the state on return.  aotrt_enter_block(fn, state,
- * mem) saves the C ABI's callee-saved registers around the call and moves
- * the passed and returned registers between the state and host registers.
+ * convention of aotc/backend/abi.py: after the state (r12) come the guest
+ * registers PASSED_REGS = a0 a1 a2 sp ra s0 s1 s2 s3 (r13 ... r9), and after
+ * the exit code (rax) the guest registers RETURNED_REGS = a0 sp; the other
+ * passed registers are in the state on return.  Guest memory is addressed
+ * through %gs, whose base run() sets to the arena (set_guest_segment).
+ * aotrt_enter_block(fn, state) saves the C ABI's callee-saved
+ * registers around the call and moves the passed and returned registers
+ * between the state and host registers.
  * block_abi() reports both lists, so the runtime can check they agree with
  * the code generator's.  After 6 pushes and 8 bytes the stack is 16-byte
  * aligned again, as the call expects.
@@ -57,7 +62,7 @@ struct htab_entry { uint64_t pc; block_fn fn; };
 static const int passed_regs[] = {10, 11, 12, 2, 1, 8, 9, 18, 19};
 static const int returned_regs[] = {10, 2};
 #ifdef __x86_64__
-__attribute__((visibility("hidden"))) uint64_t aotrt_enter_block(block_fn fn, void *state, uint8_t *mem);
+__attribute__((visibility("hidden"))) uint64_t aotrt_enter_block(block_fn fn, void *state);
 __asm__(".text\n"
         ".p2align 4\n"
         ".globl aotrt_enter_block\n"
@@ -66,16 +71,16 @@ __asm__(".text\n"
         "aotrt_enter_block:\n"
         "  pushq %rbp\n  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
         "  subq $8, %rsp\n"
-        "  movq %rsi, %rbp\n  movq %rsi, %r12\n  movq %rdx, %r13\n  movq %rdi, %r10\n"
-        "  movq 80(%rbp), %r14\n"     /* a0 */
-        "  movq 88(%rbp), %r15\n"     /* a1 */
-        "  movq 96(%rbp), %rdi\n"     /* a2 */
-        "  movq 16(%rbp), %rsi\n"     /* sp */
-        "  movq 8(%rbp), %rdx\n"      /* ra */
-        "  movq 64(%rbp), %rcx\n"     /* s0 */
-        "  movq 72(%rbp), %r8\n"      /* s1 */
-        "  movq 144(%rbp), %r9\n"     /* s2 */
-        "  movq 152(%rbp), %r11\n"    /* s3 */
+        "  movq %rsi, %rbp\n  movq %rsi, %r12\n  movq %rdi, %r10\n"
+        "  movq 80(%rbp), %r13\n"     /* a0 */
+        "  movq 88(%rbp), %r14\n"     /* a1 */
+        "  movq 96(%rbp), %r15\n"     /* a2 */
+        "  movq 16(%rbp), %rdi\n"     /* sp */
+        "  movq 8(%rbp), %rsi\n"      /* ra */
+        "  movq 64(%rbp), %rdx\n"     /* s0 */
+        "  movq 72(%rbp), %rcx\n"     /* s1 */
+        "  movq 144(%rbp), %r8\n"     /* s2 */
+        "  movq 152(%rbp), %r9\n"     /* s3 */
         "  callq *%r10\n"
         "  movq %rdx, 80(%rbp)\n"     /* a0 */
         "  movq %rcx, 16(%rbp)\n"     /* sp */
@@ -85,7 +90,7 @@ __asm__(".text\n"
         ".size aotrt_enter_block, .-aotrt_enter_block\n");
 /* JIT code (table 2) keeps every guest register in the state (the state
  * convention: no passed or returned registers). */
-__attribute__((visibility("hidden"))) uint64_t aotrt_enter_state_block(block_fn fn, void *state, uint8_t *mem);
+__attribute__((visibility("hidden"))) uint64_t aotrt_enter_state_block(block_fn fn, void *state);
 __asm__(".text\n"
         ".p2align 4\n"
         ".globl aotrt_enter_state_block\n"
@@ -93,16 +98,16 @@ __asm__(".text\n"
         ".type aotrt_enter_state_block,@function\n"
         "aotrt_enter_state_block:\n"
         "  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
-        "  movq %rsi, %r12\n  movq %rdx, %r13\n"
+        "  movq %rsi, %r12\n"
         "  callq *%rdi\n"
         "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n"
         "  retq\n"
         ".size aotrt_enter_state_block, .-aotrt_enter_state_block\n");
-#define CALL_BLOCK(fn, state, mem) aotrt_enter_block((fn), (state), (mem))
-#define CALL_STATE_BLOCK(fn, state, mem) aotrt_enter_state_block((fn), (state), (mem))
+#define CALL_BLOCK(fn, state) aotrt_enter_block((fn), (state))
+#define CALL_STATE_BLOCK(fn, state) aotrt_enter_state_block((fn), (state))
 #else
 /* Translated code is x86_64 code: no block runs on another host. */
-#define CALL_BLOCK(fn, state, mem) ((void)(fn), (void)(state), (void)(mem), (uint64_t)EXIT_MISS)
+#define CALL_BLOCK(fn, state) ((void)(fn), (void)(state), (uint64_t)EXIT_MISS)
 #define CALL_STATE_BLOCK CALL_BLOCK
 #endif
 
@@ -225,7 +230,7 @@ static uint64_t host_sp_limit(void)
     return sp > budget ? sp - budget : 0;
 }
 
-static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry *tab, uint64_t mask,
+static uint64_t run_native(uint8_t *state, const struct htab_entry *tab, uint64_t mask,
                            const struct htab_entry *tab2, uint64_t mask2)
 {
     *(uint64_t *)(state + STATE_SP_LIMIT_OFFSET) = host_sp_limit();
@@ -240,9 +245,9 @@ static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry
         uint64_t pc = *(uint64_t *)(state + STATE_PC_OFFSET);
         block_fn fn = lookup(tab, mask, pc);
         if (fn) {
-            r = CALL_BLOCK(fn, state, mem);
+            r = CALL_BLOCK(fn, state);
         } else if (tab2 && (fn = lookup(tab2, mask2, pc))) {
-            r = CALL_STATE_BLOCK(fn, state, mem);   /* JIT code */
+            r = CALL_STATE_BLOCK(fn, state);   /* JIT code */
         } else {
             r = EXIT_MISS;
             break;
@@ -257,6 +262,28 @@ static uint64_t run_native(uint8_t *state, uint8_t *mem, const struct htab_entry
     return r;
 }
 
+/*
+ * Translated code addresses guest memory through %gs (aotc/backend/
+ * llvm_builder.py), so the thread that runs it needs its GS base on the
+ * arena.  Nothing else in a Linux x86_64 process uses GS (glibc's TLS is FS),
+ * so it is set once per thread and arena and left there.
+ */
+#ifdef __x86_64__
+static __thread uintptr_t guest_segment;
+
+static int set_guest_segment(uintptr_t base)
+{
+    if (guest_segment == base)
+        return 0;
+    if (syscall(SYS_arch_prctl, ARCH_SET_GS, base) != 0)
+        return -1;
+    guest_segment = base;
+    return 0;
+}
+#else
+static int set_guest_segment(uintptr_t base) { (void)base; return 0; }
+#endif
+
 static PyObject *py_run(PyObject *self, PyObject *args)
 {
     unsigned long long state, mem, tab, mask, tab2 = 0, mask2 = 0;
@@ -266,6 +293,8 @@ static PyObject *py_run(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "install_fault_handler() must be called first");
         return NULL;
     }
+    if (set_guest_segment((uintptr_t)mem) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
     struct sigaction dfl, old_int, old_term;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -273,13 +302,23 @@ static PyObject *py_run(PyObject *self, PyObject *args)
     sigaction(SIGTERM, &dfl, &old_term);
     uint64_t r;
     Py_BEGIN_ALLOW_THREADS
-    r = run_native((uint8_t *)(uintptr_t)state, (uint8_t *)(uintptr_t)mem,
+    r = run_native((uint8_t *)(uintptr_t)state,
                    (const struct htab_entry *)(uintptr_t)tab, mask,
                    (const struct htab_entry *)(uintptr_t)tab2, mask2);
     Py_END_ALLOW_THREADS
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     return PyLong_FromUnsignedLongLong(r);
+}
+
+static PyObject *py_set_guest_segment(PyObject *self, PyObject *args)
+{
+    unsigned long long base;
+    if (!PyArg_ParseTuple(args, "K", &base))
+        return NULL;
+    if (set_guest_segment((uintptr_t)base) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_last_fault(PyObject *self, PyObject *noargs)
@@ -312,6 +351,8 @@ static PyMethodDef methods[] = {
      "install_fault_handler(arena_base, span[, below]): turn faults on [base - below, base + span) into EXIT_FAULT."},
     {"run", py_run, METH_VARARGS,
      "run(state, mem, htab, mask[, htab2, mask2]) -> exit code: run translated code."},
+    {"set_guest_segment", py_set_guest_segment, METH_VARARGS,
+     "set_guest_segment(arena_base): point this thread's GS base at the arena (run() does it too)."},
     {"last_fault", py_last_fault, METH_NOARGS,
      "last_fault() -> (guest address, host pc) of the last guest fault."},
     {NULL, NULL, 0, NULL},
