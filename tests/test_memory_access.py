@@ -17,7 +17,7 @@ from elftools.elf.elffile import ELFFile
 
 from aotc.backend.compile import chunk_ir, compile_ir
 from aotc.discover import CodeRange, discover
-from test_guest_exits import ld, sd
+from test_guest_exits import ECALL, addi, ld, sd
 from tests.test_discover import BASE, ECALL, words
 
 SP = 2
@@ -73,7 +73,7 @@ def test_guest_code_run_from_another_thread_reaches_the_arena(tmp_path):
     import sys
     from pathlib import Path
 
-    from test_guest_exits import addi, tiny_elf
+    from test_guest_exits import tiny_elf
 
     # a1 = 42; sd a1, -8(sp); ld a0, -8(sp); exit(a0)
     guest = tmp_path / "stack"
@@ -94,3 +94,29 @@ def test_guest_code_run_from_another_thread_reaches_the_arena(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     code, compiles = proc.stdout.split()
     assert int(code) == 42 and int(compiles) >= 1, proc.stdout
+
+
+def test_guest_accesses_never_alias_the_state():
+    """A guest access and a state access never overlap, and LLVM is told so
+    (type-based alias metadata; a GS-relative pointer is not based on any
+    argument): region A adds 1 to t0 and jumps to region B, which loads
+    guest memory and adds 2 more before its exit.  Once B is inlined into A,
+    A's store of t0 to the state is dead despite the guest load between the
+    two stores, and only one store (+3) is left."""
+    t0, a2, a3 = 5, 12, 13
+    j_next = (4 >> 1 & 0x3FF) << 21 | 0x6F      # jal zero, +4
+    code = words(addi(t0, t0, 1), j_next, ld(a3, a2, 0), addi(t0, t0, 2), addi(17, 0, 93), ECALL)
+    blocks = discover([CodeRange(BASE, code)], [], {"entry": [BASE]}).blocks
+    ir = chunk_ir([("region", [blocks[BASE]]), ("region", [blocks[BASE + 8]])], frozenset(blocks), 15, [])
+    text = ELFFile(io.BytesIO(compile_ir(ir, 2))).get_section_by_name(".text").data()
+    from aotc.isa.riscv64.state import OFFSETS
+
+    slot = f"[r12 + {OFFSETS['x'] + 8 * t0:#x}]"
+    first = []
+    for insn in capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(text, 0):
+        if insn.mnemonic == "ret":
+            break                       # the end of A (B follows)
+        first.append(f"{insn.mnemonic} {insn.op_str}")
+    writes = [i for i in first if i.split(" ", 1)[1].startswith(f"qword ptr {slot}")]
+    assert any("gs:" in i for i in first), first          # B's load was inlined
+    assert writes == [f"add qword ptr {slot}, 3"], first

@@ -209,7 +209,14 @@ _FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
            'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" }\n'
            'attributes #5 = { noinline }\n'
            'attributes #6 = { nounwind memory(none) }\n'
-           '!0 = !{!"branch_weights", i32 1000, i32 1}\n')
+           '!0 = !{!"branch_weights", i32 1000, i32 1}\n'
+           # !1-!5 and !11 on: DebugInfo.  The alias types of llvm_builder's
+           # _STATE_TBAA and _GUEST_TBAA: the state and guest memory.
+           '!6 = !{!"aotc"}\n'
+           '!7 = !{!"state", !6, i64 0}\n'
+           '!8 = !{!"guest", !6, i64 0}\n'
+           '!9 = !{!7, !7, i64 0}\n'
+           '!10 = !{!8, !8, i64 0}\n')
 
 
 # A unit of compilation: a region (member blocks head first; also a region

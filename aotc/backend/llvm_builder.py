@@ -252,6 +252,23 @@ class V:
 # (aotrt.c), so an access is ``%gs:imm(zext32(base))`` and no host register
 # holds the arena's address.
 _GUEST_PTR = "ptr addrspace(256)"
+# A pointer into the arena is not "based on" any argument, so LLVM's alias
+# analysis no longer sees that a guest access and a state access (the
+# noalias %st) never overlap; type-based alias metadata (defined in
+# compile.py's _FOOTER) tells it: every access has the type "guest" or
+# "state" (allocas, which LLVM promotes away, count as state).  Not scoped
+# noalias metadata: the inliner clones a callee's scopes, so a tail-called
+# region inlined into its caller would no longer be told apart from it.
+_GUEST_TBAA = ", !tbaa !10"
+_STATE_TBAA = ", !tbaa !9"
+
+
+def _typed(line: str) -> str:
+    """``line`` with its memory access's alias type, if it is a load or store."""
+    body = line.lstrip()
+    if not (body.startswith("store ") or " = load " in line):
+        return line
+    return line + (_GUEST_TBAA if _GUEST_PTR in line else _STATE_TBAA)
 
 
 def _fconst(x: float) -> str:
@@ -1309,6 +1326,7 @@ class LLVMBuilder:
         name = block_symbol(self.entry_pc)
         if self.region is not None:
             self.lines = self._region_prologue() + self._expand_exit_flushes()
+        self.lines = [_typed(ln) for ln in self.lines]
         if debug is None:
             body = "\n".join(ln for ln in self.lines if not ln.startswith(";@"))
             attach = ""
@@ -1345,7 +1363,7 @@ class DebugInfo:
             '!4 = !DIFile(filename: "guest", directory: "/")',
             '!5 = !DISubroutineType(types: !{})',
         ]
-        self._next = 6
+        self._next = 11      # !6-!10: compile.py's alias types
         self._locs: dict[tuple[int, int], int] = {}
 
     def _add(self, text: str) -> int:
