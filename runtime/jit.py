@@ -180,7 +180,7 @@ class Jit:
         cc = STATE_CONVENTION
         for block in region.values():
             text, b = lift_block(block, known, 0, untranslated, dispatch_only, count="jit",
-                                 convention=cc)
+                                 convention=cc, alias_types=self.opt_level > 0)
             parts.append(text)
             decls |= b.intrinsics
         parts.extend(sorted(decls))

@@ -120,3 +120,16 @@ def test_guest_accesses_never_alias_the_state():
     writes = [i for i in first if i.split(" ", 1)[1].startswith(f"qword ptr {slot}")]
     assert any("gs:" in i for i in first), first          # B's load was inlined
     assert writes == [f"add qword ptr {slot}, 3"], first
+
+
+def test_alias_metadata_only_where_code_is_optimised():
+    # -O0 JIT code and optnone copies would only spend compile time on it.
+    from aotc.backend.compile import lift_block
+
+    blocks = discover([CodeRange(BASE, words(sd(11, SP, 8), ld(13, SP, 16), ECALL))], [],
+                      {"entry": [BASE]}).blocks
+    optimised, _ = lift_block(blocks[BASE], frozenset(blocks), 0, [])
+    assert "!tbaa !10" in optimised and "!tbaa !9" in optimised
+    jit_o0, _ = lift_block(blocks[BASE], frozenset(blocks), 0, [], alias_types=False)
+    optnone, _ = lift_block(blocks[BASE], frozenset(blocks), 0, [], optnone=True)
+    assert "!tbaa" not in jit_o0 and "!tbaa" not in optnone

@@ -176,11 +176,12 @@ def lift_block(block: Block, known: "frozenset[int] | set[int]", htab_mask: int,
                barriers: frozenset[int] = frozenset(),
                optnone: bool = False, count: str | None = None,
                dead_reads: frozenset[int] = frozenset(),
-               convention: Convention = IMAGE_CONVENTION) -> tuple[str, LLVMBuilder]:
-    """Lift one block as its own function."""
+               convention: Convention = IMAGE_CONVENTION,
+               alias_types: bool = True) -> tuple[str, LLVMBuilder]:
+    """Lift one block as its own function (``alias_types``: see LLVMBuilder)."""
     b = LLVMBuilder(block.pc, known, htab_mask=htab_mask, dispatch_only=dispatch_only,
                     fault_pc_stores=debug is None, noinline=block.pc in barriers, optnone=optnone,
-                    convention=convention)
+                    convention=convention, alias_types=alias_types)
     lift_insns(b, block, untranslated, count, dead_reads)
     return b.finish(debug), b
 

@@ -314,8 +314,12 @@ class LLVMBuilder:
                  dispatch_only: "frozenset[int]" = frozenset(),
                  fault_pc_stores: bool = True, noinline: bool = False,
                  region: "frozenset[int] | None" = None, optnone: bool = False,
-                 fp_env: bool = False, convention: Convention = IMAGE_CONVENTION) -> None:
+                 fp_env: bool = False, convention: Convention = IMAGE_CONVENTION,
+                 alias_types: bool = True) -> None:
         self.entry_pc = entry_pc
+        # Alias metadata (_typed) only helps optimised code: -O0 JIT code
+        # and optnone copies would only spend compile time parsing it.
+        self.alias_types = alias_types and not optnone
         self.cc = convention
         self._passed = frozenset(convention.passed)
         # Region mode with CSR accesses inside (FP-environment reads/writes
@@ -1326,7 +1330,8 @@ class LLVMBuilder:
         name = block_symbol(self.entry_pc)
         if self.region is not None:
             self.lines = self._region_prologue() + self._expand_exit_flushes()
-        self.lines = [_typed(ln) for ln in self.lines]
+        if self.alias_types:
+            self.lines = [_typed(ln) for ln in self.lines]
         if debug is None:
             body = "\n".join(ln for ln in self.lines if not ln.startswith(";@"))
             attach = ""
