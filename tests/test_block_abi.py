@@ -5,17 +5,14 @@ moves them between the state and host registers for the dispatcher."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
-import capstone
 import pytest
 from conftest import aotrun_cmd, run_tool
-from elftools.elf.elffile import ELFFile
 
 from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
-from aotc.backend.compile import chunk_ir, compile_ir, lift_block
+from aotc.backend.compile import lift_block
 from aotc.backend.llvm_builder import STATE_CONVENTION, block_definition_prefix
 from aotc.discover import CodeRange, discover
 from aotc.errors import RuntimeSetupError
@@ -81,11 +78,10 @@ def _state_operands(code: list[int]) -> list[int]:
     """Displacements of the x86 memory operands outside guest memory (GS
     segment + index) and the host stack in the optimised translation at
     BASE: the state accesses."""
-    blocks = discover([CodeRange(BASE, words(*code))], [], {"entry": [BASE]}).blocks
-    ir = chunk_ir([("region", [blocks[BASE]])], frozenset(blocks), 15, [])
-    text = ELFFile(io.BytesIO(compile_ir(ir, 2))).get_section_by_name(".text").data()
+    from test_memory_access import translated_insns
+
     out = []
-    for insn in capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(text, 0):
+    for insn in translated_insns(words(*code)):
         m = re.search(r"ptr \[(\w+)(?: \+ (0x[0-9a-f]+|\d+))?\]", insn.op_str)
         if m and m.group(1) != "rsp" and "gs:" not in insn.op_str:
             out.append(int(m.group(2) or "0", 0))

@@ -17,7 +17,7 @@ from elftools.elf.elffile import ELFFile
 
 from aotc.backend.compile import chunk_ir, compile_ir
 from aotc.discover import CodeRange, discover
-from test_guest_exits import ECALL, addi, ld, sd
+from test_guest_exits import addi, ld, sd
 from tests.test_discover import BASE, ECALL, words
 
 SP = 2
@@ -26,14 +26,20 @@ SP = 2
 _GUEST_OPERAND = re.compile(r"ptr gs:\[(\w+)(?: \+ (0x[0-9a-f]+|\d+))?\]")
 
 
+def translated_insns(code: bytes, heads: tuple[int, ...] = (BASE,)) -> list:
+    """The x86 instructions (capstone) of the optimised translation of
+    ``code`` at BASE, one region per block in ``heads``, in that order."""
+    blocks = discover([CodeRange(BASE, code)], [], {"entry": [BASE]}).blocks
+    ir = chunk_ir([("region", [blocks[h]]) for h in heads], frozenset(blocks), 15, [])
+    text = ELFFile(io.BytesIO(compile_ir(ir, 2))).get_section_by_name(".text").data()
+    return list(capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(text, 0))
+
+
 def _guest_accesses(code: bytes) -> list[tuple[str, int]]:
     """(index register, displacement) of each x86 access to guest memory in
     the optimised translation of the region at BASE."""
-    blocks = discover([CodeRange(BASE, code)], [], {"entry": [BASE]}).blocks
-    ir = chunk_ir([("region", [blocks[BASE]])], frozenset(blocks), 15, [])
-    text = ELFFile(io.BytesIO(compile_ir(ir, 2))).get_section_by_name(".text").data()
     out = []
-    for insn in capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(text, 0):
+    for insn in translated_insns(code):
         m = _GUEST_OPERAND.search(insn.op_str)
         if m:
             out.append((m.group(1), int(m.group(2) or "0", 0)))
@@ -103,17 +109,15 @@ def test_guest_accesses_never_alias_the_state():
     guest memory and adds 2 more before its exit.  Once B is inlined into A,
     A's store of t0 to the state is dead despite the guest load between the
     two stores, and only one store (+3) is left."""
-    t0, a2, a3 = 5, 12, 13
-    j_next = (4 >> 1 & 0x3FF) << 21 | 0x6F      # jal zero, +4
-    code = words(addi(t0, t0, 1), j_next, ld(a3, a2, 0), addi(t0, t0, 2), addi(17, 0, 93), ECALL)
-    blocks = discover([CodeRange(BASE, code)], [], {"entry": [BASE]}).blocks
-    ir = chunk_ir([("region", [blocks[BASE]]), ("region", [blocks[BASE + 8]])], frozenset(blocks), 15, [])
-    text = ELFFile(io.BytesIO(compile_ir(ir, 2))).get_section_by_name(".text").data()
+    from test_block_abi import jal
+
     from aotc.isa.riscv64.state import OFFSETS
 
+    t0, a2, a3 = 5, 12, 13
+    code = words(addi(t0, t0, 1), jal(0, 4), ld(a3, a2, 0), addi(t0, t0, 2), addi(17, 0, 93), ECALL)
     slot = f"[r12 + {OFFSETS['x'] + 8 * t0:#x}]"
     first = []
-    for insn in capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64).disasm(text, 0):
+    for insn in translated_insns(code, heads=(BASE, BASE + 8)):
         if insn.mnemonic == "ret":
             break                       # the end of A (B follows)
         first.append(f"{insn.mnemonic} {insn.op_str}")
