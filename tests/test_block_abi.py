@@ -1,7 +1,8 @@
 """The block calling convention (aotc/backend/abi.py): the guest registers
 of PASSED_REGS travel between block functions in host registers, a guest
-return hands RETURNED_REGS back in host registers, and the native trampoline
-moves them between the state and host registers for the dispatcher."""
+return hands RETURNED_REGS back in host registers, block functions save no
+host registers, and the native trampoline moves the guest registers between
+the state and host registers for the dispatcher."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from conftest import aotrun_cmd, run_tool
 
 from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
-from aotc.backend.compile import lift_block
+from aotc.backend.compile import _FOOTER, chunk_ir, lift_block
 from aotc.backend.llvm_builder import STATE_CONVENTION, block_definition_prefix
 from aotc.discover import CodeRange, discover
 from aotc.errors import RuntimeSetupError
@@ -90,14 +91,64 @@ def _state_operands(code: list[int]) -> list[int]:
 
 def test_a_leaf_function_touches_no_state_for_passed_registers():
     # a0 = a0 + a1; s0 = s0 + a2; ret: every register it reads or writes is
-    # passed, and a0 goes back in a host register, so its only state access
-    # is the stores of the passed registers not returned (and the pc).
+    # passed, and a0 and s0 go back in host registers, so its only state
+    # accesses are the stores of the passed registers not returned (none
+    # while RETURNED_REGS is PASSED_REGS) and of the pc.
     offsets = _state_operands([add(A0, A0, A1), add(S0, S0, A2), RET])
     from aotc.isa.riscv64.state import OFFSETS
 
     stored = sorted(OFFSETS["x"] + 8 * r for r in PASSED_REGS if r not in RETURNED_REGS)
     assert sorted(o for o in offsets if o != OFFSETS["pc"]) == stored, offsets
     assert OFFSETS["x"] + 8 * A0 not in offsets
+
+
+def test_every_passed_register_comes_back_in_a_host_register():
+    assert RETURNED_REGS == PASSED_REGS
+    # a3 (not passed) is the one register the leaf loads and stores; the
+    # passed a0, a1, a2 and s3 it reads or writes touch no state
+    offsets = _state_operands([add(A0, A0, A1), add(13, 13, A2), add(S3, S3, A0), RET])
+    from aotc.isa.riscv64.state import OFFSETS
+
+    assert set(offsets) == {OFFSETS["x"] + 8 * 13, OFFSETS["pc"]}, offsets
+
+
+def _calls_of_every_kind() -> list[int]:
+    """A region with a direct guest call, an indirect guest call (t1), a
+    tail call to a known block outside it and a guest return."""
+    # 0: jal ra, +16 (f at 16); 4: auipc t1, 0; 8: jalr ra, 12(t1) (f at 16);
+    # 12: jal zero, +8 (g at 20, a head: reached by a call too); 16: f: ret;
+    # 20: g: jal ra, -4 (f); 24: ret
+    return [jal(RA, 16), auipc(T1, 0), jalr(RA, T1, 12), jal(0, 8), RET, jal(RA, -4), RET]
+
+
+def test_every_block_call_and_declaration_saves_no_registers():
+    """x86_regcallcc keeps rbx, rbp, r15 and xmm8-15 callee-saved unless
+    the function, and at each call site the call, carries
+    "no_callee_saved_registers": a call site without it would keep values
+    there across a callee that clobbers them."""
+    blocks = discover([CodeRange(BASE, words(*_calls_of_every_kind()))], [], {"entry": [BASE]}).blocks
+    text = chunk_ir([("region", [blocks[BASE]]), ("copy", [blocks[BASE + 20]])], frozenset(blocks), 15, [])
+    groups = dict(re.findall(r"^attributes (#\d+) = \{(.*)\}$", _FOOTER, re.M))
+    calls = [ln for ln in text.splitlines() if re.search(r"\bcall x86_regcallcc\b", ln)]
+    decls = [ln for ln in text.splitlines() if ln.startswith("declare hidden x86_regcallcc")]
+    defs = [ln for ln in text.splitlines() if re.match(r"define .*x86_regcallcc", ln)]
+    assert len(calls) >= 4 and decls and len(defs) == 2, text
+    for line in calls + decls + defs:
+        group = re.findall(r"\) (#\d+)", line)
+        assert group and '"no_callee_saved_registers"' in groups[group[-1]], line
+
+
+def test_a_block_function_saves_no_host_registers():
+    # the caller of _call_and_sum keeps eight registers live across its call
+    from test_memory_access import translated_insns
+
+    saved = {"rbx", "rbp", "r12", "r13", "r14", "r15"}
+    insns = translated_insns(words(*_call_and_sum(False)))
+    assert any(i.mnemonic == "call" for i in insns)
+    pushed = [f"{i.mnemonic} {i.op_str}" for i in insns if i.mnemonic in ("push", "pop") and i.op_str in saved]
+    xmm_saves = [f"{i.mnemonic} {i.op_str}" for i in insns
+                 if "rsp" in i.op_str and re.search(r"xmm(8|9|1[0-5])\b", i.op_str)]
+    assert not pushed and not xmm_saves, pushed + xmm_saves
 
 
 def test_a_runtime_built_for_another_convention_is_refused():

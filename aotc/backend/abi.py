@@ -4,26 +4,26 @@
 # recorded in every image, and an image runs only on a runtime of the same
 # version (the block calling convention, the state layout the code assumes
 # and the exit codes may change from one version to the next).
-CODEGEN_VERSION = 19
+CODEGEN_VERSION = 20
 
-# The block calling convention (LLVM preserve_none, every block function):
+# The block calling convention (LLVM x86_regcallcc with no callee-saved
+# registers, every block function):
 #   {i64 exit code, i64 x[RETURNED_REGS[0]], ...} @b_<pc>(ptr state,
 #                                                       i64 x[PASSED_REGS[0]], ...)
 # Guest memory is not an argument: code reaches it through the GS segment,
 # whose base the runtime sets to the arena (aotrt.c, set_guest_segment).
-# The guest registers in PASSED_REGS travel in host registers, in this order,
-# into every block function (r13, r14, r15, rdi, rsi, rdx, rcx, r8, r9)
-# and the state's copies of them are stale while a function runs; on return
-# those in RETURNED_REGS come back in rdx and rcx after the exit code (rax)
-# and the rest of PASSED_REGS are stored in the state.  The argument and
+# The state pointer travels in rax; the guest registers in PASSED_REGS in
+# host registers, in this order (rcx, rdx, rdi, rsi, r8, r9, r12, r13, r14,
+# r15),
+# into every block function, and the state's copies of them are stale while
+# a function runs; a function gives all of them back (RETURNED_REGS, in the
+# same registers, after the exit code in rax).  The argument and
 # callee-saved registers a guest call passes and a guest return hands back
-# thus never go through memory.  The native trampoline (aotrt_enter_block in
-# runtime/native/aotrt.c) does the loads and stores for the dispatcher, and
-# reports the same tuples (``_native.block_abi()``), which the runtime checks.
-# preserve_none has two more argument registers, r11 and rax; an indirect
-# tail call needs one of them for its target (LLVM runs out of registers
-# without it).
-#   a0, a1, a2, sp, ra, s0, s1, s2, s3
-PASSED_REGS: tuple[int, ...] = (10, 11, 12, 2, 1, 8, 9, 18, 19)
-#   a0, sp
-RETURNED_REGS: tuple[int, ...] = (10, 2)
+# thus never go through memory.  The native trampoline (aotrt_enter_block
+# in runtime/native/aotrt.c) does the loads and stores for the dispatcher,
+# and reports the same tuples (``_native.block_abi()``), which the runtime
+# checks.  An indirect tail call takes its target in r10 or r11, which are
+# no argument registers.
+#   a0, a1, a2, sp, ra, s0, s1, s2, s3, s4
+PASSED_REGS: tuple[int, ...] = (10, 11, 12, 2, 1, 8, 9, 18, 19, 20)
+RETURNED_REGS: tuple[int, ...] = PASSED_REGS

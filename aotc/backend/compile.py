@@ -203,13 +203,14 @@ def lift_region(members: list[Block], known: "frozenset[int] | set[int]", htab_m
 
 
 _HEADER = f'target triple = "{TRIPLE}"\n'
-_FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" }\n'
+_FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" "no_callee_saved_registers" }\n'
            'attributes #1 = { noinline nounwind strictfp }\n'
            'attributes #2 = { strictfp }\n'
-           'attributes #3 = { noinline nounwind "frame-pointer"="none" }\n'
-           'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" }\n'
-           'attributes #5 = { noinline }\n'
+           'attributes #3 = { noinline nounwind "frame-pointer"="none" "no_callee_saved_registers" }\n'
+           'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" "no_callee_saved_registers" }\n'
+           'attributes #5 = { noinline "no_callee_saved_registers" }\n'
            'attributes #6 = { nounwind memory(none) }\n'
+           'attributes #7 = { "no_callee_saved_registers" }\n'
            '!0 = !{!"branch_weights", i32 1000, i32 1}\n'
            # !1-!5 and !11 on: DebugInfo.  The alias types of llvm_builder's
            # _STATE_TBAA and _GUEST_TBAA: the state and guest memory.

@@ -147,16 +147,21 @@ define internal void @aotc_pop_rc(i32 %saved) alwaysinline nounwind strictfp {
 }"""
 
 HTAB_SYMBOL = "aotc_htab"
-# Calling convention of every block function: nothing is callee-saved, so
-# region functions push and pop nothing and a host call spills only what is
-# live across it.  In image code the guest registers of abi.PASSED_REGS are
-# arguments (after the state and the arena) and those of abi.RETURNED_REGS
-# return values (after the exit code); every other register is in the state
-# at each call and exit (``Convention``, below).
+# Calling convention of every block function: LLVM's x86 regcall (arguments
+# and results in up to eleven host registers each) with nothing
+# callee-saved ("no_callee_saved_registers", on every definition,
+# declaration and call site: a call site without it would assume rbx, rbp,
+# r15 and xmm8-15 preserved), so region functions push and pop nothing and
+# a host call spills only what is live across it.  In image code the guest
+# registers of abi.PASSED_REGS are arguments (after the state) and those of
+# abi.RETURNED_REGS return values (after the exit code); every other
+# register is in the state at each call and exit (``Convention``, below).
 # The native dispatcher enters through a small trampoline that saves the C
 # ABI's callee-saved registers and moves the passed registers between the
 # state and host registers (runtime/native/aotrt.c).
-BLOCK_CC = "preserve_nonecc"
+BLOCK_CC = "x86_regcallcc"
+# Attribute group (compile._FOOTER) of block declarations and call sites.
+_NO_CSR = " #7"
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +303,7 @@ def block_symbol(pc: int) -> str:
 def block_declaration(pc: int, cc: Convention = IMAGE_CONVENTION) -> str:
     """The declaration of block ``pc``'s function, for a module that calls
     or refers to it without defining it."""
-    return f"declare hidden {BLOCK_CC} {cc.ret_type} @{block_symbol(pc)}({cc.param_types})"
+    return f"declare hidden {BLOCK_CC} {cc.ret_type} @{block_symbol(pc)}({cc.param_types}){_NO_CSR}"
 
 
 def block_definition_prefix(pc: int, hidden: bool = True, cc: Convention = IMAGE_CONVENTION) -> str:
@@ -1116,11 +1121,11 @@ class LLVMBuilder:
         elif target in self.known:
             self._exit_flush()
             self.callees.add(target)
-            self._tail_call(f"@{block_symbol(target)}", " #5" if self.fp_env else "")
+            self._tail_call(f"@{block_symbol(target)}", " #5" if self.fp_env else _NO_CSR)
         else:
             self._exit(EXIT_MISS, target)
 
-    def _tail_call(self, fn: str, attrs: str = "") -> None:
+    def _tail_call(self, fn: str, attrs: str = _NO_CSR) -> None:
         """Leave through a tail call of block function ``fn`` (the passed
         registers as arguments, the others already in the state), returning
         its result."""
@@ -1170,7 +1175,7 @@ class LLVMBuilder:
         all others from the state afterwards, so continuing in any frame is
         correct.  Below the host stack limit (deep guest
         recursion) the call is a tail call, as a plain jump."""
-        attrs = " #5" if self.fp_env else ""
+        attrs = " #5" if self.fp_env else _NO_CSR
         sp = self._emit('call i64 @llvm.read_register.i64(metadata !{!"rsp"})', "i64")
         self._declare("declare i64 @llvm.read_register.i64(metadata)")
         limit = self._emit(f"load i64, ptr {self._slot(_SP_LIMIT)}, align 8", "i64")

@@ -42,25 +42,25 @@ typedef uint64_t (*block_fn)(void *state);
 struct htab_entry { uint64_t pc; block_fn fn; };
 
 /*
- * Translated blocks use LLVM's preserve_none convention (arguments in r12,
- * r13, r14, r15, rdi, rsi, rdx, rcx, r8, r9, r11, rax; results in rax, rdx,
- * rcx; no callee-saved registers but rsp and rbp) with the block calling
- * convention of aotc/backend/abi.py: after the state (r12) come the guest
- * registers PASSED_REGS = a0 a1 a2 sp ra s0 s1 s2 s3 (r13 ... r9), and after
- * the exit code (rax) the guest registers RETURNED_REGS = a0 sp; the other
- * passed registers are in the state on return.  Guest memory is addressed
+ * Translated blocks use LLVM's x86 regcall convention with no callee-saved
+ * registers (arguments and results in rax, rcx, rdx, rdi, rsi, r8, r9, r12,
+ * r13, r14, r15; every register but rsp may be clobbered) with the block
+ * calling convention of aotc/backend/abi.py: the state comes in rax, then
+ * the guest registers PASSED_REGS = a0 a1 a2 sp ra s0 s1 s2 s3 s4 (rcx
+ * ... r15), and after the exit code (rax) the same guest registers come back
+ * (RETURNED_REGS) in the same host registers.  Guest memory is addressed
  * through %gs, whose base run() sets to the arena (set_guest_segment).
- * aotrt_enter_block(fn, state) saves the C ABI's callee-saved
- * registers around the call and moves the passed and returned registers
- * between the state and host registers.
+ * aotrt_enter_block(fn, state) saves the C ABI's callee-saved registers and
+ * the state pointer around the call and moves the passed and returned
+ * registers between the state and host registers.
  * block_abi() reports both lists, so the runtime can check they agree with
  * the code generator's.  After 6 pushes and 8 bytes the stack is 16-byte
  * aligned again, as the call expects.
  */
 /* Keep these lists in step with the loads and stores of the asm below
  * (state offset of x[r] = 8 * r). */
-static const int passed_regs[] = {10, 11, 12, 2, 1, 8, 9, 18, 19};
-static const int returned_regs[] = {10, 2};
+static const int passed_regs[] = {10, 11, 12, 2, 1, 8, 9, 18, 19, 20};
+static const int returned_regs[] = {10, 11, 12, 2, 1, 8, 9, 18, 19, 20};
 #ifdef __x86_64__
 __attribute__((visibility("hidden"))) uint64_t aotrt_enter_block(block_fn fn, void *state);
 __asm__(".text\n"
@@ -71,25 +71,36 @@ __asm__(".text\n"
         "aotrt_enter_block:\n"
         "  pushq %rbp\n  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
         "  subq $8, %rsp\n"
-        "  movq %rsi, %rbp\n  movq %rsi, %r12\n  movq %rdi, %r10\n"
-        "  movq 80(%rbp), %r13\n"     /* a0 */
-        "  movq 88(%rbp), %r14\n"     /* a1 */
-        "  movq 96(%rbp), %r15\n"     /* a2 */
-        "  movq 16(%rbp), %rdi\n"     /* sp */
-        "  movq 8(%rbp), %rsi\n"      /* ra */
-        "  movq 64(%rbp), %rdx\n"     /* s0 */
-        "  movq 72(%rbp), %rcx\n"     /* s1 */
-        "  movq 144(%rbp), %r8\n"     /* s2 */
-        "  movq 152(%rbp), %r9\n"     /* s3 */
+        "  movq %rsi, (%rsp)\n"       /* the state, for after the call */
+        "  movq %rdi, %r10\n  movq %rsi, %rax\n"
+        "  movq 80(%rax), %rcx\n"     /* a0 */
+        "  movq 88(%rax), %rdx\n"     /* a1 */
+        "  movq 96(%rax), %rdi\n"     /* a2 */
+        "  movq 16(%rax), %rsi\n"     /* sp */
+        "  movq 8(%rax), %r8\n"       /* ra */
+        "  movq 64(%rax), %r9\n"      /* s0 */
+        "  movq 72(%rax), %r12\n"     /* s1 */
+        "  movq 144(%rax), %r13\n"    /* s2 */
+        "  movq 152(%rax), %r14\n"    /* s3 */
+        "  movq 160(%rax), %r15\n"    /* s4 */
         "  callq *%r10\n"
-        "  movq %rdx, 80(%rbp)\n"     /* a0 */
-        "  movq %rcx, 16(%rbp)\n"     /* sp */
+        "  movq (%rsp), %r10\n"
+        "  movq %rcx, 80(%r10)\n"     /* a0 */
+        "  movq %rdx, 88(%r10)\n"     /* a1 */
+        "  movq %rdi, 96(%r10)\n"     /* a2 */
+        "  movq %rsi, 16(%r10)\n"     /* sp */
+        "  movq %r8, 8(%r10)\n"       /* ra */
+        "  movq %r9, 64(%r10)\n"      /* s0 */
+        "  movq %r12, 72(%r10)\n"     /* s1 */
+        "  movq %r13, 144(%r10)\n"    /* s2 */
+        "  movq %r14, 152(%r10)\n"    /* s3 */
+        "  movq %r15, 160(%r10)\n"    /* s4 */
         "  addq $8, %rsp\n"
         "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n  popq %rbp\n"
         "  retq\n"
         ".size aotrt_enter_block, .-aotrt_enter_block\n");
 /* JIT code (table 2) keeps every guest register in the state (the state
- * convention: no passed or returned registers). */
+ * convention: no passed or returned registers; the state in rax). */
 __attribute__((visibility("hidden"))) uint64_t aotrt_enter_state_block(block_fn fn, void *state);
 __asm__(".text\n"
         ".p2align 4\n"
@@ -97,10 +108,12 @@ __asm__(".text\n"
         ".hidden aotrt_enter_state_block\n"
         ".type aotrt_enter_state_block,@function\n"
         "aotrt_enter_state_block:\n"
-        "  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
-        "  movq %rsi, %r12\n"
+        "  pushq %rbp\n  pushq %r15\n  pushq %r14\n  pushq %r13\n  pushq %r12\n  pushq %rbx\n"
+        "  subq $8, %rsp\n"
+        "  movq %rsi, %rax\n"
         "  callq *%rdi\n"
-        "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n"
+        "  addq $8, %rsp\n"
+        "  popq %rbx\n  popq %r12\n  popq %r13\n  popq %r14\n  popq %r15\n  popq %rbp\n"
         "  retq\n"
         ".size aotrt_enter_state_block, .-aotrt_enter_state_block\n");
 #define CALL_BLOCK(fn, state) aotrt_enter_block((fn), (state))
