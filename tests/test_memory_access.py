@@ -115,7 +115,7 @@ def test_guest_accesses_never_alias_the_state():
 
     t0, a2, a3 = 5, 12, 13
     code = words(addi(t0, t0, 1), jal(0, 4), ld(a3, a2, 0), addi(t0, t0, 2), addi(17, 0, 93), ECALL)
-    slot = f"[r12 + {OFFSETS['x'] + 8 * t0:#x}]"
+    slot = f"[rax + {OFFSETS['x'] + 8 * t0:#x}]"     # the state comes in rax (abi.py)
     first = []
     for insn in translated_insns(code, heads=(BASE, BASE + 8)):
         if insn.mnemonic == "ret":
