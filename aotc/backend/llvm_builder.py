@@ -1121,18 +1121,25 @@ class LLVMBuilder:
         elif target in self.known:
             self._exit_flush()
             self.callees.add(target)
-            self._tail_call(f"@{block_symbol(target)}", " #5" if self.fp_env else _NO_CSR)
+            self._tail_call(f"@{block_symbol(target)}")
         else:
             self._exit(EXIT_MISS, target)
 
-    def _tail_call(self, fn: str, attrs: str = _NO_CSR) -> None:
+    @property
+    def _call_attrs(self) -> str:
+        """Attributes of every call of a block function: nothing
+        callee-saved (both groups), and no inlining across the boundary of
+        a region that pins the FP environment (#5)."""
+        return " #5" if self.fp_env else _NO_CSR
+
+    def _tail_call(self, fn: str) -> None:
         """Leave through a tail call of block function ``fn`` (the passed
         registers as arguments, the others already in the state), returning
         its result."""
         args = self._call_args()
         r = self._tmp()
         ret_type = self.cc.ret_type
-        self.lines.append(f"  {r} = musttail call {BLOCK_CC} {ret_type} {fn}({args}){attrs}")
+        self.lines.append(f"  {r} = musttail call {BLOCK_CC} {ret_type} {fn}({args}){self._call_attrs}")
         self.lines.append(f"  ret {ret_type} {r}")
 
     def _end(self) -> None:
@@ -1175,7 +1182,6 @@ class LLVMBuilder:
         all others from the state afterwards, so continuing in any frame is
         correct.  Below the host stack limit (deep guest
         recursion) the call is a tail call, as a plain jump."""
-        attrs = " #5" if self.fp_env else _NO_CSR
         sp = self._emit('call i64 @llvm.read_register.i64(metadata !{!"rsp"})', "i64")
         self._declare("declare i64 @llvm.read_register.i64(metadata)")
         limit = self._emit(f"load i64, ptr {self._slot(_SP_LIMIT)}, align 8", "i64")
@@ -1184,10 +1190,10 @@ class LLVMBuilder:
         n = self._n
         self.lines.append(f"  br i1 {room}, label %call{n}, label %deep{n}, !prof !0")
         self.lines.append(f"deep{n}:")
-        self._tail_call(fn, attrs)
+        self._tail_call(fn)
         self.lines.append(f"call{n}:")
         cc = self.cc
-        r = self._emit(f"call {BLOCK_CC} {cc.ret_type} {fn}({self._call_args()}){attrs}", cc.ret_type)
+        r = self._emit(f"call {BLOCK_CC} {cc.ret_type} {fn}({self._call_args()}){self._call_attrs}", cc.ret_type)
         code = self._emit(f"extractvalue {cc.ret_type} {r}, 0", "i64")
         back = self._emit(f"icmp eq i64 {code}, {EXIT_RETURN}", "i1")
         self.lines.append(f"  br i1 {back}, label %back{n}, label %pass{n}, !prof !0")
@@ -1217,7 +1223,7 @@ class LLVMBuilder:
             self._ret(EXIT_CONTINUE)
         elif returns_to in self.known:
             self.callees.add(returns_to)
-            self._tail_call(f"@{block_symbol(returns_to)}", attrs)
+            self._tail_call(f"@{block_symbol(returns_to)}")
         else:
             self._ret(EXIT_MISS)
         self._regs = before    # the values on other paths (an inline probe's miss)
