@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import platform
 import time
@@ -67,32 +66,51 @@ def load_profile(path: Path) -> list[int]:
         raise BuildError(f"{path}: not a usable run profile ({e})") from None
 
 
-def _code_and_data(elf) -> tuple[list, list[bytes]]:
-    """Executable sections (or segments) as code; everything else as data to scan."""
-    from elftools.elf.elffile import ELFFile
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges sorted, empty ones dropped and overlapping ones
+    joined (touching ones are kept apart, as the sections they came from)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(r for r in ranges if r[0] < r[1]):
+        if out and lo < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
 
+
+def _segment_bytes(segments, ranges: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
+    """(start, bytes) of each part of ``ranges`` that ``segments`` map from the file."""
+    out: list[tuple[int, bytes]] = []
+    for lo, hi in ranges:
+        for seg in segments:
+            a, b = max(lo, seg.vaddr), min(hi, seg.vaddr + len(seg.data))
+            if a < b:
+                out.append((a, seg.data[a - seg.vaddr:b - seg.vaddr]))
+    return out
+
+
+def _code_and_data(elf) -> tuple[list, list[bytes]]:
+    """The guest's code to translate and its data to scan for code pointers.
+
+    Only the PT_LOAD segments define what runs, so every byte comes from
+    them.  Section headers are hints: executable sections say which parts of
+    the executable segments are code (the rest, .rodata in a text segment,
+    is not swept as code), allocated non-executable sections which bytes are
+    data.  Without usable hints the executable segments are code and the
+    other segments data."""
     from aotc.discover import CodeRange
 
-    code: list[CodeRange] = []
-    data: list[bytes] = []
-    try:
-        f = ELFFile(io.BytesIO(elf.raw))
-        for sec in f.iter_sections():
-            if sec["sh_type"] == "SHT_NOBITS" or not sec["sh_flags"] & 0x2:  # SHF_ALLOC
-                continue
-            blob = sec.data()
-            if sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
-                code.append(CodeRange(sec["sh_addr"], blob))
-            else:
-                data.append(blob)
-    except Exception as e:  # section headers are optional; fall back to segments
-        code, data = [], []
-        _ = e
-    if not code:
-        for seg in elf.segments:
-            (code if seg.executable else data).append(
-                CodeRange(seg.vaddr, seg.data) if seg.executable else seg.data)  # type: ignore[arg-type]
-    return code, data
+    exec_segs = [s for s in elf.segments if s.executable]
+    hinted = [(s.addr, s.addr + s.size) for s in elf.sections
+              if s.alloc and s.in_file and s.executable]
+    code = [CodeRange(a, blob) for a, blob in _segment_bytes(exec_segs, _merge(hinted))]
+    if code:
+        data_hints = [(s.addr, s.addr + s.size) for s in elf.sections
+                      if s.alloc and s.in_file and not s.executable]
+        data = [blob for _a, blob in _segment_bytes(elf.segments, data_hints)]
+        return code, data
+    code = [CodeRange(s.vaddr, s.data) for s in exec_segs if s.data]
+    return code, [s.data for s in elf.segments if not s.executable and s.data]
 
 
 def guest_metadata(elf, guest: Path, *, engine: str) -> dict:

@@ -155,11 +155,19 @@ def _flags(flags: int) -> str:
     return ("r" if flags & 4 else "-") + ("w" if flags & 2 else "-") + ("x" if flags & 1 else "-")
 
 
-def _describe(image: Path, parsed: Any, status: Any) -> dict:
+def _untranslated(meta: dict) -> list:
+    """The untranslated-instruction list of ``meta``'s stats ([] if it has none
+    or it is not a list: the metadata of an unverified image can hold anything)."""
+    stats = meta.get("stats")
+    items = stats.get("untranslated") if isinstance(stats, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def describe(image: Path, parsed: Any, status: Any) -> dict:
     contents = parsed.contents
     meta = contents.metadata
     stats = meta.get("stats", {}) if isinstance(meta.get("stats"), dict) else {}
-    untranslated = stats.get("untranslated", []) or []
+    untranslated = _untranslated(meta)
     return {
         "path": str(image),
         "size": parsed.size,
@@ -207,11 +215,15 @@ def inspect(image: Path, as_json: bool, trust: tuple[Path, ...]) -> None:
 
     parsed = read_image_file(image)
     status = signature_status(parsed, trusted_keys(trust))
-    info = _describe(image, parsed, status)
+    info = describe(image, parsed, status)
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
         return
+    click.echo(inspect_text(image, info, status))
 
+
+def inspect_text(image: Path, info: dict, status: Any) -> str:
+    """What ``aotc inspect`` prints for ``info`` (from ``describe``)."""
     sig = status.to_dict()
     if not sig["signed"]:
         sig_text = "NOT SIGNED"
@@ -221,7 +233,7 @@ def inspect(image: Path, as_json: bool, trust: tuple[Path, ...]) -> None:
         sig_text = f"valid, signed by {sig['fingerprint']} (trusted)"
     else:
         sig_text = f"valid, signed by {sig['fingerprint']} (NOT trusted)"
-    untranslated = info["metadata"].get("stats", {}).get("untranslated", []) or []
+    untranslated = _untranslated(info["metadata"])
     shown = ", ".join(_untranslated_text(u) for u in untranslated[:5])
     if len(untranslated) > 5:
         shown += f", ... (+{len(untranslated) - 5} more)"
@@ -244,7 +256,7 @@ def inspect(image: Path, as_json: bool, trust: tuple[Path, ...]) -> None:
             f"  {seg['vaddr']:#018x}-{seg['vaddr'] + seg['memsz']:#018x} {seg['flags']} "
             f"memsz {seg['memsz']:#x} filesz {seg['filesz']:#x}"
         )
-    click.echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

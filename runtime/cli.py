@@ -84,6 +84,23 @@ def _split_at_image(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[l
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The one exception boundary of aotrun: an ``AotcError`` (bad input, a
+    guest fault) becomes one line on stderr and its exit status; anything
+    else is a bug and keeps its traceback."""
+    try:
+        status = _main(argv)
+    except GuestFault as e:
+        sys.stdout.flush()
+        print(f"aotrun: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except AotcError as e:
+        sys.stdout.flush()
+        print(f"aotrun: error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    sys.exit(status)
+
+
+def _main(argv: list[str] | None) -> int:
     import os
 
     parser = _parser()
@@ -103,22 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     from runtime.machine import run_image
 
     try:
-        try:
-            status = run_image(args.image, tuple(guest_args), trust=tuple(args.trust), env=env,
-                               argv0=args.argv0, strace=sys.stderr if args.strace else None,
-                               engine=args.engine, fallback=args.fallback, stats=stats,
-                               timeout=args.timeout, max_memory=max_memory)
-        finally:
-            if stats:
-                _report_stats(stats, show_stats, stats_json, record_profile, args.image)
-    except GuestFault as e:
-        sys.stdout.flush()
-        print(f"aotrun: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except AotcError as e:
-        print(f"aotrun: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    sys.exit(status)
+        return run_image(args.image, tuple(guest_args), trust=tuple(args.trust), env=env,
+                         argv0=args.argv0, strace=sys.stderr if args.strace else None,
+                         engine=args.engine, fallback=args.fallback, stats=stats,
+                         timeout=args.timeout, max_memory=max_memory)
+    finally:
+        if stats:
+            _report_stats(stats, show_stats, stats_json, record_profile, args.image)
 
 
 def _size_option(parser: argparse.ArgumentParser, text: str | None) -> int | None:
@@ -163,12 +171,19 @@ def _report_stats(stats: dict, show: bool, json_path: Path | None, profile: Path
             print(f"aotrun stats: image translations retired ({stats['image_retired']}), "
                   f"JIT flushes {stats['jit_flushes']}", file=sys.stderr)
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(stats, indent=2) + "\n")
+        _write_report(json_path, json.dumps(stats, indent=2) + "\n")
     if profile is not None:
-        Path(profile).write_text(json.dumps({"format": "aotc-profile", "version": 1,
-                                             "program": str(image),
-                                             "missed_pcs": [f"{pc:#x}" for pc in missed]},
-                                            indent=2) + "\n")
+        _write_report(profile, json.dumps({"format": "aotc-profile", "version": 1,
+                                           "program": str(image),
+                                           "missed_pcs": [f"{pc:#x}" for pc in missed]},
+                                          indent=2) + "\n")
+
+
+def _write_report(path: Path, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        raise AotcError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 if __name__ == "__main__":

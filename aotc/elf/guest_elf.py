@@ -3,19 +3,21 @@
 Only what running a static Linux user-mode guest needs is kept: the loadable
 segments, the entry point, where the program headers live in guest memory
 (AT_PHDR), function symbols (if not stripped), the TLS template and a hash
-of the file.  Every problem is reported as one ``ElfError`` (or its subclass
+of the file, and the section headers (hints only: see ``aotc.elf.sections``).
+Every problem is reported as one ``ElfError`` (or its subclass
 ``UnsupportedGuestError`` for well-formed ELFs this version cannot run) with a
-one-line message; pyelftools' own exceptions never escape.
+one-line message, whatever the field values: every offset, size and address
+is checked before it is used, and nothing else is raised.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from aotc.elf.sections import Section, function_symbols, read_sections
 from aotc.elf.segments import PF_R, PF_W, PF_X, GuestSegment
 from aotc.errors import ElfError, UnsupportedGuestError
 
@@ -29,6 +31,9 @@ EM_X86_64 = 62
 EM_AARCH64 = 183
 EM_RISCV = 243
 _ISA_BY_MACHINE = {EM_RISCV: "riscv64", EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
+# Instruction alignment: riscv64 with the C extension fetches 2-byte parcels;
+# aarch64 instructions are 4 bytes; x86_64 has none.
+_ENTRY_ALIGN = {"riscv64": 2, "aarch64": 4, "x86_64": 1}
 
 ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
 PT_LOAD, PT_INTERP, PT_PHDR, PT_TLS = 1, 3, 6, 7
@@ -61,6 +66,7 @@ class GuestElf:
     exec_ranges: tuple[tuple[int, int], ...]  # [start, end) of executable segments
     tls: GuestTls | None
     raw: bytes
+    sections: tuple[Section, ...] = ()       # section headers: hints, never what runs
 
     @property
     def name(self) -> str:
@@ -123,8 +129,8 @@ def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf
         raise fail(f"invalid ELF data encoding {ei_data}")
     if len(data) < _EHDR64.size:
         raise fail(f"truncated ELF: {len(data)} bytes, the ELF header needs {_EHDR64.size}")
-    (_ident, e_type, e_machine, _e_version, e_entry, e_phoff, _e_shoff, _e_flags,
-     _e_ehsize, e_phentsize, e_phnum, _e_shentsize, _e_shnum, _e_shstrndx) = _EHDR64.unpack_from(data)
+    (_ident, e_type, e_machine, _e_version, e_entry, e_phoff, e_shoff, _e_flags,
+     _e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, _e_shstrndx) = _EHDR64.unpack_from(data)
 
     isa = _ISA_BY_MACHINE.get(e_machine)
     if isa is None:
@@ -185,6 +191,9 @@ def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf
         raise fail("no PT_LOAD segment has a non-zero size; nothing to load")
     if not any(s.contains(e_entry) and s.executable for s in segments):
         raise fail(f"entry point {e_entry:#x} is not inside an executable segment")
+    if e_entry % _ENTRY_ALIGN[isa]:
+        raise fail(f"entry point {e_entry:#x} is not aligned to {_ENTRY_ALIGN[isa]} bytes, "
+                   f"as {isa} instructions must be")
 
     # AT_PHDR: PT_PHDR if present, else the program headers inside a PT_LOAD.
     phdr_vaddr = 0
@@ -201,10 +210,14 @@ def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf
     tls = None
     for p_type, _f, _o, p_vaddr, _pa, p_filesz, p_memsz, p_align in phdrs:
         if p_type == PT_TLS:
+            if p_filesz > p_memsz or p_vaddr + p_memsz > ARENA_SIZE:
+                raise fail(f"malformed PT_TLS segment at {p_vaddr:#x} (file size {p_filesz:#x}, "
+                           f"memory size {p_memsz:#x})")
             tls = GuestTls(vaddr=p_vaddr, filesz=p_filesz, memsz=p_memsz, align=max(p_align, 1))
             break
 
-    symbols = _function_symbols(data, fail)
+    sections = read_sections(data, e_shoff, e_shentsize, e_shnum, fail)
+    symbols = function_symbols(data, sections, fail)
 
     return GuestElf(
         path=path,
@@ -219,40 +232,6 @@ def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf
         exec_ranges=tuple((s.vaddr, s.end) for s in segments if s.executable),
         tls=tls,
         raw=data,
+        sections=sections,
     )
 
-
-def _function_symbols(data: bytes, fail) -> tuple[tuple[int, int, str], ...]:
-    """STT_FUNC symbols with a non-zero address from .symtab (or .dynsym)."""
-    try:
-        from elftools.common.exceptions import ELFError as _PyElfError
-        from elftools.elf.elffile import ELFFile
-        from elftools.elf.sections import SymbolTableSection
-    except ImportError as e:  # pragma: no cover - pyelftools is a dependency
-        raise fail(f"pyelftools is not installed ({e})") from e
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        found: dict[tuple[int, str], int] = {}
-        tables = [s for s in elf.iter_sections() if isinstance(s, SymbolTableSection)]
-        # Prefer the full symbol table; a static binary has no .dynsym anyway.
-        tables.sort(key=lambda s: s.name != ".symtab")
-        for table in tables[:1]:
-            for sym in table.iter_symbols():
-                if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC"):
-                    continue
-                if sym["st_shndx"] == "SHN_UNDEF" or not sym["st_value"] or not sym.name:
-                    continue
-                key = (sym["st_value"], sym.name)
-                found[key] = max(found.get(key, 0), sym["st_size"])
-    except ElfError:
-        raise
-    except (_PyElfError, struct.error, ValueError, KeyError, IndexError, TypeError,
-            UnicodeDecodeError, AssertionError, EOFError) as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise fail(f"malformed ELF section data: {detail}") from e
-    except Exception as e:  # construct raises its own hierarchy on garbage
-        if type(e).__module__.startswith(("elftools", "construct")):
-            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise fail(f"malformed ELF section data: {detail}") from e
-        raise
-    return tuple(sorted((addr, size, nm) for (addr, nm), size in found.items()))

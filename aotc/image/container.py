@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,11 @@ ENGINES = ("aot", "kvm")
 METADATA_FORMAT_VERSION = FORMAT_VERSION
 
 MISMATCH_MESSAGE = "signature does not match: image was modified"
+
+# Metadata nests 3 deep (stats -> untranslated -> entry); json.loads recurses
+# once per level, so deeper input is refused before it is parsed.
+MAX_METADATA_DEPTH = 16
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 _ELF_HEADER_SIZE = 64
 _ET_DYN = 3
@@ -119,8 +125,17 @@ def serialize_image(contents: ImageContents, key: Ed25519PrivateKey | None) -> b
     host = bytes(contents.host_object)
     _check_host_elf(host, _host_isa_of(contents.metadata))
     _check_metadata(contents.metadata)
-    meta = encode_metadata(contents.metadata)
+    segs = tuple(contents.segments)
+    for seg in segs:
+        _check_segment_values(seg.vaddr, seg.memsz, seg.flags, len(seg.data))
+    return assemble_image(host, encode_metadata(contents.metadata), segs, key)
 
+
+def assemble_image(host: bytes, meta: bytes, segs: tuple[GuestSegment, ...],
+                   key: Ed25519PrivateKey | None) -> bytes:
+    """Lay out and sign an image from its parts, unchecked: ``meta`` is the
+    metadata block as raw bytes.  ``serialize_image`` checks its input first;
+    tests and fuzzing call this directly to make malformed images."""
     out = bytearray(host)
     out += bytes(align_up(len(out)) - len(out))
     payload_offset = len(out)
@@ -129,14 +144,12 @@ def serialize_image(contents: ImageContents, key: Ed25519PrivateKey | None) -> b
     out += meta
     out += bytes(align_up(len(out)) - len(out))
 
-    segs = tuple(contents.segments)
     segtab_offset = len(out)
     segtab_size = SEGTAB_HEADER.size + SEGTAB_ENTRY.size * len(segs)
     data_pos = align_up(segtab_offset + segtab_size)
     entries = []
     blobs = bytearray()
     for seg in segs:
-        _check_segment_values(seg.vaddr, seg.memsz, seg.flags, len(seg.data))
         offset = data_pos + len(blobs)
         entries.append(SEGTAB_ENTRY.pack(seg.vaddr, seg.memsz, offset, len(seg.data), seg.flags, 0))
         blobs += seg.data
@@ -296,10 +309,7 @@ def _parse_body(view, footer_offset, host_size, payload_offset, meta_offset, met
 
     # metadata
     raw_meta = bytes(view[meta_offset : meta_offset + meta_size])
-    try:
-        metadata = json.loads(raw_meta.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ImageError(f"image metadata is not valid JSON: {_first_line(exc)}") from None
+    metadata = _decode_metadata(raw_meta)
     _check_metadata(metadata)
 
     # host object
@@ -331,6 +341,33 @@ def _parse_body(view, footer_offset, host_size, payload_offset, meta_offset, met
                          data=bytes(view[data_offset : data_offset + data_size]))
         )
     return ImageContents(host_object=host, metadata=metadata, segments=tuple(segments))
+
+
+def _json_depth(raw: bytes, limit: int) -> int:
+    """How deep ``raw``'s arrays and objects nest (counting stops past ``limit``);
+    brackets inside strings do not count."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def _decode_metadata(raw: bytes) -> Any:
+    """The metadata block as JSON, with a bounded nesting depth."""
+    if _json_depth(raw, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+        raise ImageError(f"image metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ImageError(f"image metadata is not valid JSON: {_first_line(exc)}") from None
 
 
 def _overlap(a: int, alen: int, b: int, blen: int) -> bool:
