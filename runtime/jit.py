@@ -156,7 +156,9 @@ class Jit:
         self._drop_all()
 
     def compile(self, pc: int) -> bool:
-        """Translate the region at ``pc``; False when pc is not in executable memory."""
+        """Translate the region at ``pc``; False when there is no instruction to
+        fetch there (pc outside executable memory, or misaligned): nothing is
+        compiled, and the caller must fault rather than miss at pc again."""
         from aotc.backend.compile import _FOOTER, _HEADER, lift_block
         from aotc.backend.llvm_builder import STATE_CONVENTION, block_definition_prefix, block_symbol
         from aotc.discover import discover_region
@@ -169,6 +171,8 @@ class Jit:
         done = self.image_pcs | self.pcs
         disc = discover_region(ranges, pc, stop=done, max_blocks=self.max_blocks)
         region = disc.blocks
+        if pc not in region:    # e.g. an odd pc: no block can start there
+            return False
         dispatch_only = frozenset(done) | frozenset(
             p for p, b in region.items() if b.insns and b.insns[0].mnemonic.startswith("csrr"))
         known = frozenset(region) | frozenset(done)

@@ -307,7 +307,8 @@ class Machine:
             return self._run_interp(stop=self._native_covers)
         jit = self.jit
         if not jit.compile(pc):
-            raise GuestFault(signal.SIGSEGV, pc, f"instruction fetch from non-executable address {pc:#x}")
+            what = "misaligned" if pc & 1 else "non-executable"
+            raise GuestFault(signal.SIGSEGV, pc, f"instruction fetch from {what} address {pc:#x}")
         self.stats.jit_compiles += 1
         self.stats.jit_blocks = jit.blocks
         self.stats.jit_seconds = jit.compile_seconds
@@ -337,6 +338,10 @@ class Machine:
         self._fault_addr = 0
         interp_only = self.engine == "interp"
         while True:
+            if st.pc & 1:
+                # The entry point, or a pc a syscall (sigreturn) set: no engine
+                # can fetch there (jalr clears bit 0, branch offsets are even).
+                raise GuestFault(signal.SIGSEGV, st.pc, f"instruction fetch from misaligned address {st.pc:#x}")
             if interp_only:
                 code = self._run_interp(stop=None)
             else:
