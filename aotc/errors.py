@@ -55,12 +55,16 @@ class SigningKeyError(AotcError):
 
 
 class GuestMemoryError(AotcError):
-    """The runtime touched guest memory that is not mapped (becomes -EFAULT)."""
+    """The runtime touched guest memory that is not mapped (becomes -EFAULT,
+    or a guest SIGSEGV; SIGBUS when ``bus``: a mapped file page past the
+    file's end, as Linux raises it)."""
 
-    def __init__(self, addr: int, length: int = 1) -> None:
-        super().__init__(f"guest address {addr:#x} (+{length}) is not mapped")
+    def __init__(self, addr: int, length: int = 1, bus: bool = False) -> None:
+        what = "is past the end of its mapped file" if bus else "is not mapped"
+        super().__init__(f"guest address {addr:#x} (+{length}) {what}")
         self.addr = addr
         self.length = length
+        self.bus = bus
 
 
 class GuestFault(AotcError):

@@ -30,7 +30,6 @@ What is dropped:
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Iterable
 
 from aotc.elf.segments import GuestSegment
@@ -51,7 +50,7 @@ class ImageCode:
         for vaddr, data in self.ranges:
             if not mem.is_mapped(vaddr, len(data), PROT_EXEC):
                 return False
-            if ctypes.string_at(mem.base + vaddr, len(data)) != data:
+            if mem.read_prefix(vaddr, len(data)) != data:
                 return False
         return True
 

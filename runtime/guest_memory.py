@@ -12,9 +12,15 @@ top ``TOP_RESERVED`` bytes, which the guest can never map: a fault in every
 engine.  Pages the guest has not mapped are PROT_NONE on the host, so a
 stray guest access faults and becomes a guest SIGSEGV.
 
-The runtime (syscalls, loader) reaches guest memory only through this class,
-which checks the guest's own view of permissions first (``GuestMemoryError``
-becomes -EFAULT).
+The runtime (syscalls, loader, interpreter) reaches guest memory only
+through this class, which checks the guest's own view of permissions first
+(``GuestMemoryError`` becomes -EFAULT), and copies bytes only through the
+native core's fault-safe copies (``_native.copy_out``/``copy_in``/
+``copy_move``): a page that faults although the guest mapped it (a file
+mapping whose file was truncated: SIGBUS) fails the copy with
+``GuestMemoryError(bus=True)`` instead of killing the host process.  File
+mappings are host mappings of the file placed in the arena (``map_file``),
+never copies of it, so a large mapping costs no host memory until touched.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from aotc.errors import GuestMemoryError, RuntimeSetupError
+from runtime import _native
 from runtime.host_libc import load_libc
 
 PAGE = 4096
@@ -39,12 +46,16 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.mremap.restype = ctypes.c_void_p
+_libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
 
 _MAP_PRIVATE = 0x02
 _MAP_ANONYMOUS = 0x20
 _MAP_NORESERVE = 0x4000
 _MAP_FIXED = 0x10
 _MADV_DONTNEED = 4
+_MREMAP_MAYMOVE = 1
+_MREMAP_FIXED = 2
 # Bytes past the arena's end kept PROT_NONE, so an access that starts at the
 # last guest byte and runs over the end faults instead of leaving the arena.
 GUARD = 1 << 16
@@ -74,6 +85,9 @@ class Mapping:
     end: int
     prot: int
     name: str = ""
+    # A host mapping of a file (map_file): its pages may fault (SIGBUS past
+    # the file's end) although the guest mapped them.
+    backed: bool = False
 
 
 class GuestMemory:
@@ -122,8 +136,8 @@ class GuestMemory:
         """Make ``addr`` a boundary between mappings (if inside one)."""
         for i, m in enumerate(self._maps):
             if m.start < addr < m.end:
-                self._maps[i:i + 1] = [Mapping(m.start, addr, m.prot, m.name),
-                                       Mapping(addr, m.end, m.prot, m.name)]
+                self._maps[i:i + 1] = [Mapping(m.start, addr, m.prot, m.name, m.backed),
+                                       Mapping(addr, m.end, m.prot, m.name, m.backed)]
                 return
 
     def map(self, start: int, length: int, prot: int, name: str = "") -> None:
@@ -139,6 +153,29 @@ class GuestMemory:
         self._host_protect(start, end, prot)
         keys = [m.start for m in self._maps]
         self._maps.insert(bisect.bisect(keys, start), Mapping(start, end, prot, name))
+        self.mapped_bytes += end - start
+        self._changed(start, end)
+
+    def map_file(self, start: int, length: int, prot: int, fd: int, offset: int,
+                 shared: bool, name: str = "") -> None:
+        """Map ``length`` bytes of host file ``fd`` from ``offset`` at guest
+        ``start`` (a host mapping of the file in the arena, MAP_SHARED or
+        MAP_PRIVATE), replacing what was there.  Raises OSError with the host
+        errno if the host refuses the mapping (the range is then unmapped)."""
+        start, end = page_down(start), page_up(start + length)
+        self._check_range(start, end)
+        self.unmap(start, end - start)
+        host_prot = prot & (PROT_READ | PROT_WRITE) | (PROT_READ if prot & PROT_EXEC else 0)
+        flags = (0x01 if shared else _MAP_PRIVATE) | _MAP_FIXED
+        got = _libc.mmap(self.base + start, end - start, host_prot, flags, fd, offset)
+        if got != self.base + start:
+            err = ctypes.get_errno()
+            # The range must stay reserved: put PROT_NONE pages back.
+            _libc.mmap(self.base + start, end - start, PROT_NONE,
+                       _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
+            raise OSError(err or 12, "cannot map the file into the guest arena")
+        keys = [m.start for m in self._maps]
+        self._maps.insert(bisect.bisect(keys, start), Mapping(start, end, prot, name, backed=True))
         self.mapped_bytes += end - start
         self._changed(start, end)
 
@@ -162,18 +199,62 @@ class GuestMemory:
             self._changed(start, end)
 
     def protect(self, start: int, length: int, prot: int) -> None:
-        """mprotect: every page in the range must be mapped (else GuestMemoryError)."""
+        """mprotect: every page in the range must be mapped (else GuestMemoryError).
+        The host may refuse (write access to a shared mapping of a file
+        opened read-only): OSError with its errno, nothing changed."""
         start, end = page_down(start), page_up(start + length)
         self._check_range(start, end)
         if not self.is_mapped(start, end - start):
             raise GuestMemoryError(start, end - start)
+        host_prot = prot & (PROT_READ | PROT_WRITE) | (PROT_READ if prot & PROT_EXEC else 0)
+        if _libc.mprotect(self.base + start, end - start, host_prot) != 0:
+            raise OSError(ctypes.get_errno() or 13, "mprotect refused by the host")
         self._split(start)
         self._split(end)
         for m in self._maps:
             if m.start >= start and m.end <= end:
                 m.prot = prot
-        self._host_protect(start, end, prot)
         self._changed(start, end)
+
+    def remap(self, old: int, old_size: int, new_size: int, dest: int) -> bool:
+        """Move the pages of [old, old+old_size) to [dest, dest+new_size)
+        with the host's mremap (no copy; a file mapping stays one, a larger
+        size maps more of the file or fresh zero pages), the old range
+        reserved again.  The range must be one mapping's worth of equal
+        permissions (the caller checks).  False if the host refuses (the
+        range spans host mappings of different kinds): nothing changed."""
+        m = self.find_mapping(old)
+        assert m is not None
+        prot, name = m.prot, m.name
+        backed = any(p.backed for p in self._maps if p.start < old + old_size and p.end > old)
+        self._check_range(dest, dest + new_size)
+        got = _libc.mremap(self.base + old, old_size, new_size, _MREMAP_MAYMOVE | _MREMAP_FIXED,
+                           self.base + dest)
+        if got != self.base + dest:
+            return False
+        # The old range is a hole in the arena now: reserve it again at once.
+        _libc.mmap(self.base + old, old_size, PROT_NONE,
+                   _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
+        self._forget(old, old + old_size)
+        self._forget(dest, dest + new_size)
+        keys = [x.start for x in self._maps]
+        self._maps.insert(bisect.bisect(keys, dest), Mapping(dest, dest + new_size, prot, name, backed))
+        self.mapped_bytes += new_size
+        self._changed(old, old + old_size)
+        self._changed(dest, dest + new_size)
+        return True
+
+    def _forget(self, start: int, end: int) -> None:
+        """Drop the bookkeeping of [start, end) (the host side is done)."""
+        self._split(start)
+        self._split(end)
+        kept = []
+        for m in self._maps:
+            if m.start >= start and m.end <= end:
+                self.mapped_bytes -= m.end - m.start
+                continue
+            kept.append(m)
+        self._maps = kept
 
     def mappings(self) -> list[Mapping]:
         return list(self._maps)
@@ -218,32 +299,69 @@ class GuestMemory:
     def host_address(self, addr: int) -> int:
         return self.base + (addr & self.mask)
 
+    def _in_space(self, addr: int, length: int) -> bool:
+        return 0 <= addr and addr + length <= self.limit
+
+    def copy_out(self, addr: int, length: int) -> bytes:
+        """Guest bytes without a permission check (their mapping was checked),
+        fault-safe: GuestMemoryError(bus=True) if a page faults."""
+        data = _native.copy_out(self.base + addr, length)
+        if data is None:
+            raise GuestMemoryError(addr, length, bus=True)
+        return data
+
+    def copy_in(self, addr: int, data: bytes) -> None:
+        """Like copy_out, the other way."""
+        if not _native.copy_in(self.base + addr, data):
+            raise GuestMemoryError(addr, len(data), bus=True)
+
     def read(self, addr: int, length: int) -> bytes:
         if length == 0:
             return b""
-        if addr < 0 or addr + length > self.size or not self.is_mapped(addr, length, PROT_READ):
+        if not self._in_space(addr, length) or not self.is_mapped(addr, length, PROT_READ):
             raise GuestMemoryError(addr, length)
-        return ctypes.string_at(self.base + addr, length)
+        return self.copy_out(addr, length)
 
     def write(self, addr: int, data: bytes) -> None:
         if not data:
             return
-        if addr < 0 or addr + len(data) > self.size or not self.is_mapped(addr, len(data), PROT_WRITE):
+        if not self._in_space(addr, len(data)) or not self.is_mapped(addr, len(data), PROT_WRITE):
             raise GuestMemoryError(addr, len(data))
-        ctypes.memmove(self.base + addr, data, len(data))
+        self.copy_in(addr, data)
+
+    def move(self, dst: int, src: int, length: int) -> None:
+        """Copy guest bytes to guest bytes (both mapped: checked by the caller's
+        mapping logic), fault-safe; the host permissions must allow it."""
+        if length and not _native.copy_move(self.base + dst, self.base + src, length):
+            raise GuestMemoryError(src, length, bus=True)
 
     def poke(self, addr: int, data: bytes) -> None:
         """Write regardless of guest write permission (loading segments, stack setup)."""
-        if not self.is_mapped(addr, len(data)):
+        if not self._in_space(addr, len(data)) or not self.is_mapped(addr, len(data)):
             raise GuestMemoryError(addr, len(data))
         start, end = page_down(addr), page_up(addr + len(data))
         self._host_protect(start, end, PROT_READ | PROT_WRITE)
         try:
-            ctypes.memmove(self.base + addr, data, len(data))
+            self.copy_in(addr, data)
         finally:
             for m in self._maps:
                 if m.end > start and m.start < end:
                     self._host_protect(max(m.start, start), min(m.end, end), m.prot)
+
+    def read_prefix(self, addr: int, length: int) -> bytes:
+        """The guest bytes of [addr, addr+length) up to the first page that
+        faults (a file page past the file's end): for the JIT's view of code."""
+        try:
+            return self.copy_out(addr, length)
+        except GuestMemoryError:
+            pass
+        out = bytearray()
+        for p in range(addr, addr + length, PAGE):
+            chunk = _native.copy_out(self.base + p, min(PAGE, addr + length - p))
+            if chunk is None:
+                break
+            out += chunk
+        return bytes(out)
 
     def read_cstring(self, addr: int, limit: int = 1 << 16) -> bytes:
         out = bytearray()
@@ -251,7 +369,7 @@ class GuestMemory:
             m = self.find_mapping(addr)
             if m is None or not m.prot & PROT_READ:
                 raise GuestMemoryError(addr, 1)
-            chunk = ctypes.string_at(self.base + addr, min(m.end - addr, 256))
+            chunk = self.copy_out(addr, min(m.end - addr, 256))
             nul = chunk.find(b"\0")
             if nul >= 0:
                 out += chunk[:nul]

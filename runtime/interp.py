@@ -36,7 +36,13 @@ from aotc.isa.riscv64.state import EXIT_CONTINUE, EXIT_FAULT, EXIT_FENCE_I, EXIT
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
 _MASK64 = (1 << 64) - 1
 MAX_BLOCK = 64          # instructions per compiled block
+_SIGSEGV, _SIGBUS = 11, 7
 _NO_LIMIT = 1 << 62     # loop iterations when run() has no limit
+
+
+def _fault_signal(e: object) -> int:
+    """SIGBUS for a file page past its file's end (GuestMemoryError.bus), else SIGSEGV."""
+    return _SIGBUS if getattr(e, "bus", False) else _SIGSEGV
 
 
 class GuestMemoryAdapter:
@@ -55,13 +61,17 @@ class GuestMemoryAdapter:
     def invalidate(self) -> None:
         self._reset()
 
-    def _range(self, addr: int, size: int, prot: int) -> tuple[int, int]:
+    def _range(self, addr: int, size: int, prot: int) -> tuple[int, int, bool]:
+        """The range the fast path may use after this access, and whether the
+        access must go through the fault-safe copy (a file mapping's page may
+        fault although mapped: SIGBUS past the file's end)."""
         m = self.mem.find_mapping(addr)
         if m is None or (m.prot & prot) != prot or addr + size > m.end:
             if not self.mem.is_mapped(addr, size, prot):
                 raise GuestMemoryError(addr, size)
-            return (addr, addr + size)
-        return (m.start, m.end)
+            backed = any(x.backed for x in self.mem.mappings() if x.start < addr + size and x.end > addr)
+            return (addr, addr + size, backed)
+        return (m.start, m.end, m.backed)
 
     def namespace(self) -> dict:
         if self._ns is None:
@@ -71,23 +81,36 @@ class GuestMemoryAdapter:
     def _build(self) -> dict:
         view = memoryview((ctypes.c_ubyte * self.mem.size).from_address(self.mem.base)).cast("B")
         rng = self._range
+        mem = self.mem
         rlo, rhi, wlo, whi = 1, 0, 1, 0       # [lo, hi) of the last readable / writable mapping
+        # (never a file mapping: those are read and written through the
+        # fault-safe copies, every access)
 
         def reset() -> None:
             nonlocal rlo, rhi, wlo, whi
             rlo, rhi, wlo, whi = 1, 0, 1, 0
 
-        def check_r(a: int, size: int) -> None:
+        def slow_ld(a: int, size: int) -> int:
             nonlocal rlo, rhi
-            rlo, rhi = rng(a, size, _PROT_READ)
+            lo, hi, backed = rng(a, size, _PROT_READ)
+            if backed:
+                return int.from_bytes(mem.copy_out(a, size), "little")
+            rlo, rhi = lo, hi
+            return int.from_bytes(view[a:a + size], "little")
 
-        def check_w(a: int, size: int) -> None:
+        def slow_st(a: int, size: int, v: int) -> None:
             nonlocal wlo, whi
-            wlo, whi = rng(a, size, _PROT_WRITE)
+            lo, hi, backed = rng(a, size, _PROT_WRITE)
+            data = (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+            if backed:
+                mem.copy_in(a, data)
+                return
+            wlo, whi = lo, hi
+            view[a:a + size] = data
 
         def ld1(a: int) -> int:
             if not (rlo <= a < rhi):
-                check_r(a, 1)
+                return slow_ld(a, 1)
             return view[a]
 
         def loader(size: int, fmt: str):  # type: ignore[no-untyped-def]
@@ -95,13 +118,14 @@ class GuestMemoryAdapter:
 
             def ld(a: int) -> int:
                 if not (rlo <= a and a + size <= rhi):
-                    check_r(a, size)
+                    return slow_ld(a, size)
                 return unpack(view, a)[0]
             return ld
 
         def st1(a: int, v: int) -> None:
             if not (wlo <= a < whi):
-                check_w(a, 1)
+                slow_st(a, 1, v)
+                return
             view[a] = v
 
         def storer(size: int, fmt: str):  # type: ignore[no-untyped-def]
@@ -109,7 +133,8 @@ class GuestMemoryAdapter:
 
             def st(a: int, v: int) -> None:
                 if not (wlo <= a and a + size <= whi):
-                    check_w(a, size)
+                    slow_st(a, size, v)
+                    return
                 pack(view, a, v)
             return st
 
@@ -132,7 +157,7 @@ class GuestMemoryAdapter:
         m = self.mem.find_mapping(pc)
         if m is None or not m.prot & _PROT_EXEC:
             raise GuestMemoryError(pc, 2)
-        return ctypes.string_at(self.mem.base + pc, min(4, m.end - pc))
+        return self.mem.copy_out(pc, min(4, m.end - pc))
 
 
 class Interpreter:
@@ -147,6 +172,7 @@ class Interpreter:
         self._decoded: dict[int, object] = {}
         self._code_pages: set[int] = set()   # guest pages instructions were decoded from
         self.fault_addr: int | None = None
+        self.fault_signal = _SIGSEGV         # of the last EXIT_FAULT: SIGBUS for a file page past its end
         self._exit_info = 0
         self._globals: dict | None = None    # the generated functions' globals
 
@@ -178,6 +204,7 @@ class Interpreter:
             raw = self.memory.fetch(pc)
         except GuestMemoryError as e:
             self.fault_addr = e.addr if hasattr(e, "addr") else pc
+            self.fault_signal = _fault_signal(e)
             return EXIT_FAULT
         try:
             insn = decode(raw, 0, pc)
@@ -265,6 +292,7 @@ class Interpreter:
                         code = EXIT_ILLEGAL
                     else:
                         self.fault_addr = getattr(e, "addr", None)
+                        self.fault_signal = _fault_signal(e)
                         code = EXIT_FAULT
                     break
                 n += blk.n
@@ -307,6 +335,7 @@ class Interpreter:
             if code != EXIT_CONTINUE:
                 if code == EXIT_FAULT:
                     self.fault_addr = getattr(ev.fault, "addr", None)
+                    self.fault_signal = _fault_signal(ev.fault)
                 elif code == EXIT_ILLEGAL:
                     gstate.exit_info = insn.raw
                 elif code == EXIT_FENCE_I:

@@ -34,11 +34,20 @@ import os
 import time
 from pathlib import Path
 
+from aotc.backend.abi import HTAB_EMPTY
 from aotc.isa.riscv64.state import GuestState  # noqa: F401  (layout shared with the image)
 
 _ENTRY = ctypes.c_uint64 * 2
 _F_ADD_SEALS = 1033
 _SEALS = 0x1 | 0x2 | 0x4 | 0x8   # F_SEAL_SEAL | SHRINK | GROW | WRITE
+
+
+def empty_table(size: int) -> ctypes.Array:
+    """A native block table of ``size`` empty slots (keys HTAB_EMPTY)."""
+    table = (_ENTRY * size)()
+    for e in table:
+        e[0] = HTAB_EMPTY
+    return table
 
 
 class Htab:
@@ -51,7 +60,7 @@ class Htab:
     def _alloc(self, size: int) -> None:
         self.size = size
         self.mask = size - 1
-        self.table = (_ENTRY * size)()
+        self.table = empty_table(size)
 
     @property
     def address(self) -> int:
@@ -61,8 +70,8 @@ class Htab:
         h = (pc >> 1) & self.mask
         while True:
             slot = self.table[h]
-            if slot[0] == 0 or slot[0] == pc:
-                if slot[0] == 0:
+            if slot[0] == HTAB_EMPTY or slot[0] == pc:
+                if slot[0] == HTAB_EMPTY:
                     self.count += 1
                 slot[0], slot[1] = pc, fn
                 return
@@ -70,7 +79,7 @@ class Htab:
 
     def insert(self, pc: int, fn: int) -> None:
         if 2 * (self.count + 1) > self.size:
-            old = [(e[0], e[1]) for e in self.table if e[0]]
+            old = [(e[0], e[1]) for e in self.table if e[0] != HTAB_EMPTY]
             self._alloc(self.size * 2)
             self.count = 0
             for p, f in old:
@@ -78,7 +87,7 @@ class Htab:
         self._put(pc, fn)
 
     def pcs(self) -> set[int]:
-        return {e[0] for e in self.table if e[0]}
+        return {e[0] for e in self.table if e[0] != HTAB_EMPTY}
 
 
 def table_pcs(address: int, mask: int) -> set[int]:
@@ -86,7 +95,7 @@ def table_pcs(address: int, mask: int) -> set[int]:
     if not address:
         return set()
     table = (_ENTRY * (mask + 1)).from_address(address)
-    return {e[0] for e in table if e[0]}
+    return {e[0] for e in table if e[0] != HTAB_EMPTY}
 
 
 class Jit:
@@ -129,7 +138,9 @@ class Jit:
         from aotc.discover import CodeRange
         from runtime.guest_memory import PROT_EXEC
 
-        return [CodeRange(m.start, ctypes.string_at(self.mem.base + m.start, m.end - m.start))
+        # read_prefix: a file-mapped page past the file's end faults (SIGBUS);
+        # the code ends before it (an instruction fetch there faults).
+        return [CodeRange(m.start, self.mem.read_prefix(m.start, m.end - m.start))
                 for m in self.mem.mappings() if m.prot & PROT_EXEC]
 
     def invalidate_code(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TextIO
 
+from aotc.backend.abi import HTAB_EMPTY
 from aotc.errors import GuestFault, ImageError, UntranslatedCode
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
@@ -108,10 +109,10 @@ def _check_block_abi(native) -> None:
     """The native trampoline must move the registers the code generator
     passes (aotc/backend/abi.py): a runtime module built from other sources
     would run translated code with the wrong registers."""
-    from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
+    from aotc.backend.abi import HTAB_EMPTY, PASSED_REGS, RETURNED_REGS
     from aotc.errors import RuntimeSetupError
 
-    if native.block_abi() != (PASSED_REGS, RETURNED_REGS):
+    if native.block_abi() != (PASSED_REGS, RETURNED_REGS) or getattr(native, "htab_empty", lambda: None)() != HTAB_EMPTY:
         raise RuntimeSetupError("runtime/_native was built from other sources than this aotc "
                                 "(block calling convention differs): reinstall aotc (pip install -e .)")
 
@@ -186,7 +187,7 @@ class Machine:
             self._htab, self._mask = info.htab, info.mask
         else:
             # No image: table 1 is one empty slot (every lookup misses).
-            self._empty = (ctypes.c_uint64 * 2)()
+            self._empty = (ctypes.c_uint64 * 2)(HTAB_EMPTY, 0)
             self._htab, self._mask = ctypes.addressof(self._empty), 0
         self.stats = RunStats()
         self._jit = None
@@ -253,7 +254,7 @@ class Machine:
         # Retire the image: an empty table 1 for the dispatcher; from now on
         # every block comes from the fallback.
         self._image_code = None
-        self._empty = (ctypes.c_uint64 * 2)()
+        self._empty = (ctypes.c_uint64 * 2)(HTAB_EMPTY, 0)
         self._htab, self._mask = ctypes.addressof(self._empty), 0
         self._image_pcs = set()
         if self._jit is not None:
@@ -285,6 +286,7 @@ class Machine:
         if code == EXIT_FAULT:
             self.state.fault_pc = self.state.pc
             self._fault_addr = it.fault_addr if it.fault_addr is not None else self.state.pc
+            self._fault_signal = it.fault_signal
         return code
 
     def _run_native(self) -> int:
@@ -336,6 +338,7 @@ class Machine:
 
         st = self.state
         self._fault_addr = 0
+        self._fault_signal = 0
         interp_only = self.engine == "interp"
         while True:
             if st.pc & 1:
@@ -347,8 +350,9 @@ class Machine:
             else:
                 code = self._run_native()
                 if code == EXIT_FAULT:
-                    self._fault_addr, host_pc = self._native.last_fault()
-                    guest_pc = self._guest_pc_of_host(host_pc)
+                    self._fault_addr, host_pc, self._fault_signal, guest_pc = self._native.last_fault()
+                    if guest_pc == _MASK64:        # not the out-of-range trap: map the host pc
+                        guest_pc = self._guest_pc_of_host(host_pc)
                     if guest_pc is not None:
                         st.fault_pc = guest_pc
             if code == EXIT_FP_MODE:
@@ -371,8 +375,9 @@ class Machine:
                 x[10] = ret & _MASK64
                 st.pc += 4
             elif code == EXIT_FAULT:
-                raise GuestFault(signal.SIGSEGV, st.fault_pc,
-                                 f"invalid memory access at {self._fault_addr:#x}")
+                sig = self._fault_signal or signal.SIGSEGV
+                what = "bus error" if sig == signal.SIGBUS else "invalid memory access"
+                raise GuestFault(sig, st.fault_pc, f"{what} at {self._fault_addr & _MASK64:#x}")
             elif code == EXIT_ILLEGAL:
                 raise GuestFault(signal.SIGILL, st.pc, f"illegal instruction {st.exit_info:#x}")
             elif code == EXIT_BREAK:

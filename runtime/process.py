@@ -102,6 +102,10 @@ def load_segments(mem: GuestMemory, segments: Iterable[GuestSegment]) -> int:
     return page_up(max(s.end for s in segs))
 
 
+def _free(mem: GuestMemory, start: int, end: int) -> bool:
+    return all(m.end <= start or m.start >= end for m in mem.mappings())
+
+
 def hwcap_for(isa: str) -> int:
     if isa == "riscv64":
         return sum(1 << (ord(c) - ord("a")) for c in "imafdc")
@@ -144,6 +148,16 @@ def build_initial_stack(mem: GuestMemory, *, argv: Sequence[bytes], envp: Sequen
     if len(random_bytes) != 16:
         raise ValueError("random_bytes must be 16 bytes")
 
+    if not _free(mem, stack_top - stack_size, stack_top):
+        # A segment lies where the stack would go: put the stack in the
+        # highest gap that holds it (with a guard page above), as Linux keeps
+        # the stack clear of the program; mapping it over the segment would
+        # silently replace the program's bytes.
+        got = mem.find_free(stack_size + PAGE, 0x10000, mem.limit)
+        if got is None:
+            raise RuntimeSetupError(f"no room for the {stack_size >> 20} MiB guest stack "
+                                    "beside the program's segments")
+        stack_top = got + stack_size
     stack_lo = stack_top - stack_size
     mem.map(stack_lo, stack_size, PROT_READ | PROT_WRITE, name="[stack]")
 

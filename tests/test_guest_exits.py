@@ -126,6 +126,27 @@ _WRAPS = {
 }
 
 
+def add(rd: int, rs1: int, rs2: int) -> int:
+    return (rs2 << 20) | (rs1 << 15) | (rd << 7) | 0x33
+
+
+def wild_base(rd: int, high: int) -> list[int]:
+    """rd = high << 32 | BASE: a base register whose low 32 bits are the
+    mapped code's address (t0 is clobbered)."""
+    return [addi(rd, 0, high), shift(rd, rd, 32, False), (BASE & 0xFFFFF000) | (5 << 7) | 0x37, add(rd, rd, 5)]
+
+
+# Base registers outside the guest space whose low 32 bits are a mapped
+# guest address (the code at BASE): until CODEGEN_VERSION 21, translated code
+# wrapped them onto that address, so a wild pointer silently read or wrote
+# guest memory (sandbox issue, item 4); every engine must fault there.
+_WRAPS.update({
+    "wild-load": ([*wild_base(10, 1), ld(11, 10, 0)], 0x1_0000_0000 + BASE),
+    "wild-store": ([*wild_base(10, 1), sd(11, 10, 8)], 0x1_0000_0000 + BASE + 8),
+    "negative-base": ([*wild_base(10, -1), ld(11, 10, 16)], 0xFFFF_FFFF_0000_0000 + BASE + 16),
+})
+
+
 @pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
 @pytest.mark.parametrize("case", sorted(_WRAPS))
 def test_access_past_the_guest_address_space_faults(tmp_path, config_dir, case, engine):

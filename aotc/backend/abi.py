@@ -4,7 +4,14 @@
 # recorded in every image, and an image runs only on a runtime of the same
 # version (the block calling convention, the state layout the code assumes
 # and the exit codes may change from one version to the next).
-CODEGEN_VERSION = 20
+CODEGEN_VERSION = 21
+
+# The key of an empty slot in a block table (the image's aotc_htab, the JIT's
+# table): all ones, which no guest pc can be (pcs are at least 2-aligned and
+# below 2**32), so an indirect jump to any address, 0 included, misses an
+# empty slot.  Until version 20 it was 0, and a jump to address 0 (a NULL
+# function pointer) "hit" an empty slot and called its null entry.
+HTAB_EMPTY = (1 << 64) - 1
 
 # The block calling convention (LLVM x86_regcallcc with no callee-saved
 # registers, every block function):

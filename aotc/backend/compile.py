@@ -295,7 +295,7 @@ def table_ir(block_pcs: list[int], htab_mask: int, metadata_words: dict[str, int
     entries = []
     for pc in slots:
         if pc is None:
-            entries.append("{ i64, ptr } { i64 0, ptr null }")
+            entries.append("{ i64, ptr } { i64 -1, ptr null }")   # HTAB_EMPTY
         else:
             entries.append(f"{{ i64, ptr }} {{ i64 {pc}, ptr @{block_symbol(pc)} }}")
     lines.append(f"@{HTAB_SYMBOL} = hidden constant [{size} x {{ i64, ptr }}] [\n  "

@@ -398,6 +398,7 @@ class LLVMBuilder:
         self.callees: set[int] = set()       # direct targets this block tail-calls
         self.intrinsics: set[str] = set()    # declarations this block needs
         self.uses_htab = False
+        self._oob: list[tuple[str, str, int]] = []   # out-of-range checks: (label, address, pc)
         self.exit_after_insn = False   # set by instructions that must end the block
         # The compare of a flag-neutral compare (aotc.isa.riscv64.fflags_idiom)
         # is lifted with its IEEE flags discarded: no flags raised in software,
@@ -738,14 +739,56 @@ class LLVMBuilder:
         if not -_MAX_DISP <= imm < _MAX_DISP:
             base, imm = addr, 0
         if self.arena_bits == 32:
-            low = self._emit(f"trunc i64 {base} to i32", "i32")
-            off = self._emit(f"zext i32 {low} to i64", "i64")
+            off = self._in_guest_space(base, imm)
         else:
             off = self._emit(f"and i64 {base}, {(1 << self.arena_bits) - 1}", "i64")
         ptr = self._emit(f"getelementptr i8, {_GUEST_PTR} null, i64 {off}", _GUEST_PTR)
         if imm:
             ptr = self._emit(f"getelementptr i8, {_GUEST_PTR} {ptr}, i64 {imm}", _GUEST_PTR)
         return ptr.name
+
+    def _in_guest_space(self, base: V, imm: int) -> V:
+        """``base``, after a check that it lies in the 4 GiB guest space.
+
+        A base register at or above 2**32 (a wild pointer, a negative value)
+        must fault like it does on hardware and in the interpreter, not wrap
+        onto guest address ``base mod 2**32``: the unlikely edge goes to the
+        function's out-of-range trap (``_oob_trap``) with the address.  The
+        check is one compare-and-branch per base value (LLVM drops those a
+        dominating check already made); past it ``base`` is the arena
+        offset itself.  With ``|imm| < _MAX_DISP`` the access then lands in
+        the guest space or in a guard beside it: an access just outside it
+        faults there.  Page 0 (and so ``base + imm`` for a base just below
+        2**64) is never mapped, so no access that the check refuses could
+        have reached a mapped page."""
+        self._n += 1
+        n = self._n
+        ok = self._emit(f"icmp ult i64 {base}, {1 << 32}", "i1")
+        self.lines.append(f"  br i1 {ok}, label %in{n}, label %oob{n}, !prof !0")
+        self.lines.append(f"oob{n}:")
+        addr = self._emit(f"add i64 {base}, {imm}", "i64")
+        self.lines.append("  br label %oobtrap")
+        self._oob.append((f"oob{n}", addr.name, self._pc))
+        self.lines.append(f"in{n}:")
+        return base
+
+    def _oob_trap(self) -> list[str]:
+        """The out-of-range trap shared by a function's checks: ``ud2`` then
+        a two-byte mark (never executed), the guest address in rax and the
+        guest pc in rdx; aotrt.c's SIGILL handler reports it as a guest
+        SIGSEGV at that address."""
+        present = {ln[:-1] for ln in self.lines if ln.endswith(":")}
+        preds = [(lbl, a, pc) for lbl, a, pc in self._oob if lbl in present]
+        if not preds:
+            return []
+        addrs = ", ".join(f"[ {a}, %{lbl} ]" for lbl, a, _pc in preds)
+        pcs = ", ".join(f"[ {pc}, %{lbl} ]" for lbl, _a, pc in preds)
+        return ["oobtrap:",
+                f"  %oob.addr = phi i64 {addrs}",
+                f"  %oob.pc = phi i64 {pcs}",
+                '  call void asm sideeffect "ud2; .byte 0x41, 0x4f", "{rax},{rdx}"'
+                "(i64 %oob.addr, i64 %oob.pc)",
+                "  unreachable"]
 
     def load(self, addr: V, bits: int) -> V:
         ptr = self._host_ptr(addr)
@@ -1338,6 +1381,7 @@ class LLVMBuilder:
         is the guest pc it came from (see ``fault_pc_stores``)."""
         if not self.ended:
             self.jump(self._next_pc)
+        self.lines += self._oob_trap()
         name = block_symbol(self.entry_pc)
         if self.region is not None:
             self.lines = self._region_prologue() + self._expand_exit_flushes()

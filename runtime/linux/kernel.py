@@ -506,6 +506,13 @@ class LinuxKernel:
             done = min(length, m.end - addr)
         return done
 
+    def _access_ok(self, addr: int, length: int) -> None:
+        """Linux's access_ok: a buffer that passes the top of the guest's
+        address space is -EFAULT as a whole (before any count is clamped),
+        not a partial transfer of its mapped prefix."""
+        if length and addr + length > self.mem.size:
+            raise _Errno(_errno.EFAULT)
+
     def _need(self, addr: int, length: int, prot: int) -> None:
         if length and (addr + length > self.mem.limit or self._prefix(addr, length, prot) < length):
             raise _Errno(_errno.EFAULT)
@@ -522,6 +529,7 @@ class LinuxKernel:
     @_sys("read", "fd", "p", "u")
     def sys_read(self, fd: int, buf: int, count: int) -> int:
         host = self.fds.host(_s32(fd))
+        self._access_ok(buf, count)
         count = min(count, 0x7FFFF000)
         if count == 0:
             return _host_check(_libc.read(host, None, 0))
@@ -533,6 +541,7 @@ class LinuxKernel:
     @_sys("write", "fd", "wbuf", "u")
     def sys_write(self, fd: int, buf: int, count: int) -> int:
         host = self.fds.host(_s32(fd))
+        self._access_ok(buf, count)
         count = min(count, 0x7FFFF000)
         if count == 0:
             return _host_check(_libc.write(host, None, 0))
@@ -546,6 +555,7 @@ class LinuxKernel:
         host = self.fds.host(_s32(fd))
         if _s64(offset) < 0:
             return -_errno.EINVAL
+        self._access_ok(buf, count)
         count = min(count, 0x7FFFF000)
         n = self._prefix(buf, count, PROT_WRITE) if count else 0
         if count and n == 0:
@@ -558,6 +568,7 @@ class LinuxKernel:
         host = self.fds.host(_s32(fd))
         if _s64(offset) < 0:
             return -_errno.EINVAL
+        self._access_ok(buf, count)
         count = min(count, 0x7FFFF000)
         n = self._prefix(buf, count, PROT_READ) if count else 0
         if count and n == 0:
@@ -1085,22 +1096,13 @@ class LinuxKernel:
             self.mem.map(start, size, prot, name="")
             return start
         assert host is not None
+        # A host mapping of the file, placed inside the arena (shared or
+        # private, as asked): no copy, so a large mapping costs nothing until
+        # touched and counts against --max-memory like any other; a page past
+        # the file's end raises SIGBUS in the guest, as on Linux.
+        self.mem.map_file(start, size, prot, host, offset, shared=mtype != MAP_PRIVATE)
         if mtype != MAP_PRIVATE:
-            # A real shared mapping of the host file, placed inside the arena.
-            self.mem.map(start, size, prot, name="")
-            hprot = prot & (PROT_READ | PROT_WRITE) | (PROT_READ if prot & PROT_EXEC else 0)
-            got = _libc.mmap(self.mem.host_address(start), size, hprot, 0x01 | 0x10, host, offset)
-            if got != self.mem.host_address(start):
-                err = ctypes.get_errno() or _errno.ENOMEM
-                self.mem.unmap(start, size)
-                return -err
             self.shared_ranges.append((start, start + size))
-            return start
-        # Private file mapping: a copy of the file's bytes in fresh pages.
-        data = os.pread(host, length, offset)
-        self.mem.map(start, size, prot, name="")
-        if data:
-            self.mem.poke(start, data)
         return start
 
     @_sys("munmap", "p", "u")
@@ -1169,11 +1171,23 @@ class LinuxKernel:
                 return -_errno.EINVAL
             if dest < old + old_size and old < dest + new_size:
                 return -_errno.EINVAL
+        shared = [(s, e) for s, e in self.shared_ranges if s < old + old_size and e > old]
+        if self.mem.remap(old, old_size, new_size, dest):
+            # The host moved the pages (a file mapping stays one).
+            self._forget_shared(old, old + old_size)
+            self._forget_shared(dest, dest + new_size)
+            if shared:
+                self.shared_ranges.append((dest, dest + new_size))
+            return dest
         keep = min(old_size, new_size)
         self.mem.map(dest, new_size, PROT_READ | PROT_WRITE, name=name)
-        if not prot & PROT_READ:
-            self.mem.protect(old, keep, prot | PROT_READ)
-        ctypes.memmove(self.mem.host_address(dest), self.mem.host_address(old), keep)
+        try:
+            if not prot & PROT_READ:
+                self.mem.protect(old, keep, prot | PROT_READ)
+            self.mem.move(dest, old, keep)
+        except GuestMemoryError:
+            self.mem.unmap(dest, new_size)
+            raise
         self.mem.protect(dest, new_size, prot)
         self.mem.unmap(old, old_size)
         self._forget_shared(old, old + old_size)

@@ -10,8 +10,16 @@
  *   nested as long as the host stack pointer stays above the limit set here.
  * - A SIGSEGV/SIGBUS handler that turns a fault on a guest-arena address,
  *   raised while translated code runs, into an EXIT_FAULT return (via
- *   siglongjmp) with the faulting guest address.  Any other fault is passed
- *   on to the previous handler: it is a bug, not a guest fault.
+ *   siglongjmp) with the faulting guest address and signal; the same for
+ *   the out-of-range trap of translated code (SIGILL at a marked ud2, the
+ *   guest address in rax and the guest pc in rdx: llvm_builder.py).  Any
+ *   other fault is passed on to the previous handler: it is a bug, not a
+ *   guest fault.
+ * - Fault-safe copies between host buffers and guest memory (copy_out,
+ *   copy_in, copy_move): the one primitive through which the runtime's
+ *   Python code touches guest bytes.  A fault inside the copied range (a
+ *   file mapping truncated under the guest: SIGBUS) makes the copy fail
+ *   instead of killing the host process.
  * - SIGINT/SIGTERM keep their default action while guest code runs, so a
  *   looping guest can be interrupted (Python's handlers only set a flag).
  */
@@ -37,6 +45,12 @@
 #define EXIT_MISS 2
 #define EXIT_FAULT 5
 #define EXIT_RETURN 8
+/* An empty slot of a block table: no guest pc is all ones (pcs are aligned),
+ * so a jump to any address, 0 included, never matches one (abi.py). */
+#define HTAB_EMPTY UINT64_MAX
+/* The bytes after the ud2 of translated code's out-of-range trap. */
+#define OOB_TRAP_MARK0 0x41
+#define OOB_TRAP_MARK1 0x4f
 
 typedef uint64_t (*block_fn)(void *state);
 struct htab_entry { uint64_t pc; block_fn fn; };
@@ -127,16 +141,49 @@ __asm__(".text\n"
 static sigjmp_buf fault_env;
 static volatile sig_atomic_t in_guest;
 static uintptr_t arena_lo, arena_hi, arena_base;
-static volatile uint64_t fault_addr, fault_host_pc;
-static struct sigaction old_segv, old_bus;
+static volatile uint64_t fault_addr, fault_host_pc, fault_guest_pc;
+static volatile int fault_sig;
+static struct sigaction old_segv, old_bus, old_ill;
 static int handler_installed;
 static char *alt_stack;
+
+/* A fault-safe copy in progress on this thread: faults at [lo, hi) of either
+ * range end it (static TLS: the handler must not call __tls_get_addr). */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS sigjmp_buf copy_env;
+static TLS volatile int copy_active;
+static TLS uintptr_t copy_lo[2], copy_hi[2];
+
+static int in_copy_range(uintptr_t addr)
+{
+    for (int i = 0; i < 2; i++)
+        if (addr >= copy_lo[i] && addr < copy_hi[i])
+            return 1;
+    return 0;
+}
 
 static void fault_handler(int sig, siginfo_t *info, void *ctx)
 {
     uintptr_t addr = (uintptr_t)info->si_addr;
-    if (in_guest && addr >= arena_lo && addr < arena_hi) {
-        ucontext_t *uc = (ucontext_t *)ctx;
+    ucontext_t *uc = (ucontext_t *)ctx;
+    if (sig != SIGILL && copy_active && in_copy_range(addr)) {
+        copy_active = 0;
+        siglongjmp(copy_env, sig);
+    }
+#ifdef __x86_64__
+    if (sig == SIGILL && in_guest) {
+        const uint8_t *ip = (const uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
+        if (ip[0] == 0x0f && ip[1] == 0x0b && ip[2] == OOB_TRAP_MARK0 && ip[3] == OOB_TRAP_MARK1) {
+            fault_addr = (uint64_t)uc->uc_mcontext.gregs[REG_RAX];
+            fault_guest_pc = (uint64_t)uc->uc_mcontext.gregs[REG_RDX];
+            fault_host_pc = (uint64_t)(uintptr_t)ip;
+            fault_sig = SIGSEGV;
+            in_guest = 0;
+            siglongjmp(fault_env, SIGSEGV);
+        }
+    }
+#endif
+    if (sig != SIGILL && in_guest && addr >= arena_lo && addr < arena_hi) {
         /* Below the arena (its bottom guard): a negative guest address. */
         fault_addr = (uint64_t)(addr - arena_base);
 #ifdef __x86_64__
@@ -145,12 +192,102 @@ static void fault_handler(int sig, siginfo_t *info, void *ctx)
         (void)uc;
         fault_host_pc = 0;
 #endif
+        fault_guest_pc = UINT64_MAX;
+        fault_sig = sig;
         in_guest = 0;
         siglongjmp(fault_env, sig);
     }
     /* Not ours: restore the previous disposition and let the fault recur. */
-    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+    struct sigaction *old = sig == SIGSEGV ? &old_segv : sig == SIGBUS ? &old_bus : &old_ill;
     sigaction(sig, old, NULL);
+}
+
+/* Install the handler for SIGSEGV, SIGBUS and SIGILL (again each time:
+ * someone, e.g. faulthandler, may have replaced it). */
+static int install_handlers(void)
+{
+    if (!alt_stack) {
+        size_t sz = 1 << 16;
+        alt_stack = malloc(sz);
+        if (!alt_stack)
+            return -1;
+        stack_t ss = { .ss_sp = alt_stack, .ss_size = sz, .ss_flags = 0 };
+        sigaltstack(&ss, NULL);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    static const int sigs[3] = {SIGSEGV, SIGBUS, SIGILL};
+    struct sigaction *olds[3] = {&old_segv, &old_bus, &old_ill};
+    for (int i = 0; i < 3; i++) {
+        struct sigaction prev;
+        sigaction(sigs[i], &sa, &prev);
+        if (prev.sa_sigaction != fault_handler)
+            *olds[i] = prev;
+    }
+    handler_installed = 1;
+    return 0;
+}
+
+/*
+ * Fault-safe copies.  ``dst``/``src`` ranges that may fault are declared in
+ * copy_lo/copy_hi; a fault there longjmps back and the copy reports failure.
+ * The copy is done with memmove (no allocation, no locks inside).
+ */
+static int safe_move(void *dst, const void *src, size_t n, int guard_dst, int guard_src)
+{
+    if (!handler_installed && install_handlers() != 0)
+        return -1;
+    copy_lo[0] = guard_dst ? (uintptr_t)dst : 1;
+    copy_hi[0] = guard_dst ? (uintptr_t)dst + n : 0;
+    copy_lo[1] = guard_src ? (uintptr_t)src : 1;
+    copy_hi[1] = guard_src ? (uintptr_t)src + n : 0;
+    if (sigsetjmp(copy_env, 0) != 0)
+        return -1;
+    copy_active = 1;
+    memmove(dst, src, n);
+    copy_active = 0;
+    return 0;
+}
+
+static PyObject *py_copy_out(PyObject *self, PyObject *args)
+{
+    unsigned long long src;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Kn", &src, &n))
+        return NULL;
+    if (n < 0)
+        return PyErr_Format(PyExc_ValueError, "negative length");
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out)
+        return NULL;
+    if (safe_move(PyBytes_AS_STRING(out), (const void *)(uintptr_t)src, (size_t)n, 0, 1) != 0) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+static PyObject *py_copy_in(PyObject *self, PyObject *args)
+{
+    unsigned long long dst;
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "Ky*", &dst, &buf))
+        return NULL;
+    int r = safe_move((void *)(uintptr_t)dst, buf.buf, (size_t)buf.len, 1, 0);
+    PyBuffer_Release(&buf);
+    return PyBool_FromLong(r == 0);
+}
+
+static PyObject *py_copy_move(PyObject *self, PyObject *args)
+{
+    unsigned long long dst, src, n;
+    if (!PyArg_ParseTuple(args, "KKK", &dst, &src, &n))
+        return NULL;
+    int r = safe_move((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, (size_t)n, 1, 1);
+    return PyBool_FromLong(r == 0);
 }
 
 static PyObject *py_install_fault_handler(PyObject *self, PyObject *args)
@@ -161,28 +298,8 @@ static PyObject *py_install_fault_handler(PyObject *self, PyObject *args)
     arena_base = (uintptr_t)base;
     arena_lo = (uintptr_t)(base - below);
     arena_hi = (uintptr_t)(base + size);
-    if (!alt_stack) {
-        size_t sz = 1 << 16;
-        alt_stack = malloc(sz);
-        if (!alt_stack)
-            return PyErr_NoMemory();
-        stack_t ss = { .ss_sp = alt_stack, .ss_size = sz, .ss_flags = 0 };
-        sigaltstack(&ss, NULL);
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = fault_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    /* Re-install every time: someone (faulthandler) may have replaced it. */
-    struct sigaction prev;
-    sigaction(SIGSEGV, &sa, &prev);
-    if (prev.sa_sigaction != fault_handler)
-        old_segv = prev;
-    sigaction(SIGBUS, &sa, &prev);
-    if (prev.sa_sigaction != fault_handler)
-        old_bus = prev;
-    handler_installed = 1;
+    if (install_handlers() != 0)
+        return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -193,7 +310,7 @@ static inline block_fn lookup(const struct htab_entry *tab, uint64_t mask, uint6
         const struct htab_entry *e = &tab[h];
         if (e->pc == pc)
             return e->fn;
-        if (e->pc == 0)
+        if (e->pc == HTAB_EMPTY)
             return NULL;
         h = (h + 1) & mask;
     }
@@ -336,7 +453,13 @@ static PyObject *py_set_guest_segment(PyObject *self, PyObject *args)
 
 static PyObject *py_last_fault(PyObject *self, PyObject *noargs)
 {
-    return Py_BuildValue("KK", (unsigned long long)fault_addr, (unsigned long long)fault_host_pc);
+    return Py_BuildValue("KKiK", (unsigned long long)fault_addr, (unsigned long long)fault_host_pc,
+                         (int)fault_sig, (unsigned long long)fault_guest_pc);
+}
+
+static PyObject *py_htab_empty(PyObject *self, PyObject *noargs)
+{
+    return PyLong_FromUnsignedLongLong(HTAB_EMPTY);
 }
 
 static PyObject *int_tuple(const int *v, size_t n)
@@ -367,7 +490,15 @@ static PyMethodDef methods[] = {
     {"set_guest_segment", py_set_guest_segment, METH_VARARGS,
      "set_guest_segment(arena_base): point this thread's GS base at the arena (run() does it too)."},
     {"last_fault", py_last_fault, METH_NOARGS,
-     "last_fault() -> (guest address, host pc) of the last guest fault."},
+     "last_fault() -> (guest address, host pc, signal, guest pc or 2**64-1) of the last guest fault."},
+    {"htab_empty", py_htab_empty, METH_NOARGS,
+     "htab_empty() -> the key of an empty block-table slot."},
+    {"copy_out", py_copy_out, METH_VARARGS,
+     "copy_out(host_address, n) -> bytes, or None if reading faulted."},
+    {"copy_in", py_copy_in, METH_VARARGS,
+     "copy_in(host_address, data) -> True, or False if writing faulted."},
+    {"copy_move", py_copy_move, METH_VARARGS,
+     "copy_move(dst, src, n) -> True, or False if the copy faulted (ranges may overlap)."},
     {NULL, NULL, 0, NULL},
 };
 
