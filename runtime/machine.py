@@ -178,6 +178,7 @@ class Machine:
                                  isa="riscv64")
         self.kernel = LinuxKernel(self.mem, RISCV64_ABI, brk_start=brk,
                                   exe_path=exe_path, strace=strace)
+        self.kernel.procfs.record_initial_stack(sp)
         self.state = GuestState()
         self.state.pc = auxv.entry
         self.state.x[2] = sp

@@ -211,6 +211,7 @@ class KvmMachine:
                 raise MemoryLimitExceeded(self.mem.mapped_bytes, max_memory)
             self.kernel = LinuxKernel(self.mem, X86_64_ABI, brk_start=brk,
                                       exe_path=exe_path, strace=strace)
+            self.kernel.procfs.record_initial_stack(sp)
             self.kernel.max_memory = max_memory
             self._setup_vm(device)
             self._setup_vcpu(int(meta["entry"]), sp)

@@ -41,6 +41,7 @@ from runtime.guest_memory import (PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, GuestM
                                   page_down, page_up)
 from runtime.host_libc import load_libc
 from runtime.linux.abi import SyscallAbi
+from runtime.linux.procfs import ProcView
 
 __all__ = ["LinuxKernel", "GuestExit", "GuestKilled", "FdTable"]
 
@@ -361,6 +362,8 @@ class LinuxKernel:
         if install_std_fds:
             self.fds.install_std()
         self.shared_ranges: list[tuple[int, int]] = []   # host-shared file mappings
+        # The guest's /proc (runtime/linux/procfs.py): every path call asks it first.
+        self.procfs = ProcView(self)
         self._handlers: dict[int, tuple[Callable[..., int], tuple[str, ...], str, str, int]] = {}
         for name, nr in abi.numbers.items():
             entry = _SYSCALLS.get(name)
@@ -486,8 +489,10 @@ class LinuxKernel:
         return s
 
     def _dirfd(self, dirfd: int, path: bytes = b"") -> int | None:
-        """Guest dirfd → host dir_fd argument (None for AT_FDCWD or an absolute path)."""
+        """Guest dirfd → host dir_fd argument (None for AT_FDCWD or an absolute path);
+        EACCES for a path that resolves into /proc (see ProcView.guard)."""
         d = _s32(dirfd)
+        self.procfs.guard(d, path)
         if d == AT_FDCWD or path[:1] == b"/":
             return None
         return self.fds.host(d)
@@ -516,12 +521,6 @@ class LinuxKernel:
     def _need(self, addr: int, length: int, prot: int) -> None:
         if length and (addr + length > self.mem.limit or self._prefix(addr, length, prot) < length):
             raise _Errno(_errno.EFAULT)
-
-    def _is_self_proc(self, path: bytes, leaf: bytes) -> bool:
-        for prefix in (b"/proc/self/", b"/proc/thread-self/", f"/proc/{self.pid}/".encode()):
-            if path == prefix + leaf:
-                return True
-        return False
 
     # ======================================================================
     # File I/O
@@ -630,35 +629,16 @@ class LinuxKernel:
         flags &= 0xFFFFFFFF
         if not path:
             return -_errno.ENOENT
-        if self._is_self_proc(path, b"exe"):
-            path = self.exe_path.encode()
-        elif self._is_self_proc(path, b"maps"):
-            return self._open_memfd(b"maps", self._proc_maps())
-        host_dir = self._dirfd(dirfd, path)
         host_flags = self.abi.open_flags_to_host(flags) | O_CLOEXEC
-        if host_dir is None:
-            hfd = os.open(path, host_flags, mode & 0o7777)
-        else:
-            hfd = os.open(path, host_flags, mode & 0o7777, dir_fd=host_dir)
+        hfd = self.procfs.open(_s32(dirfd), path, host_flags, mode & 0o7777)
+        if hfd is None:
+            host_dir = self._dirfd(dirfd, path)
+            if host_dir is None:
+                hfd = os.open(path, host_flags, mode & 0o7777)
+            else:
+                hfd = os.open(path, host_flags, mode & 0o7777, dir_fd=host_dir)
+            self.procfs.check_host_fd(hfd)
         return self.fds.add(hfd, cloexec=bool(flags & O_CLOEXEC))
-
-    def _open_memfd(self, name: bytes, content: bytes) -> int:
-        hfd = os.memfd_create(name.decode(), os.MFD_CLOEXEC)
-        os.write(hfd, content)
-        os.lseek(hfd, 0, os.SEEK_SET)
-        return self.fds.add(hfd)
-
-    def _proc_maps(self) -> bytes:
-        lines = []
-        for m in self.mem.mappings():
-            perms = ("r" if m.prot & PROT_READ else "-") + ("w" if m.prot & PROT_WRITE else "-") \
-                + ("x" if m.prot & PROT_EXEC else "-") + "p"
-            name = m.name if m.name.startswith("[") and m.name != "[elf]" else ""
-            if m.name == "[elf]":
-                name = self.exe_path
-            lines.append(f"{m.start:08x}-{m.end:08x} {perms} 00000000 00:00 0"
-                         + (f" {' ' * 10}{name}" if name else ""))
-        return ("\n".join(lines) + "\n").encode()
 
     @_sys("openat", "dirfd", "path", "oflags", "mode")
     def sys_openat(self, dirfd: int, path: int, flags: int, mode: int) -> int:
@@ -686,11 +666,15 @@ class LinuxKernel:
         if not path:
             if not flags & AT_EMPTY_PATH:
                 raise _Errno(_errno.ENOENT)
+            st = self.procfs.stat_empty(_s32(dirfd))
+            if st is not None:
+                return st
             if _s32(dirfd) == AT_FDCWD:
                 return os.stat(".")
             return os.fstat(self.fds.host(_s32(dirfd)))
-        if self._is_self_proc(path, b"exe"):
-            path = self.exe_path.encode()
+        st = self.procfs.stat(_s32(dirfd), path, follow=not flags & AT_SYMLINK_NOFOLLOW)
+        if st is not None:
+            return st
         host_dir = self._dirfd(dirfd, path)
         return os.stat(path, dir_fd=host_dir, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
 
@@ -707,7 +691,7 @@ class LinuxKernel:
     def sys_fstat(self, fd: int, buf: int) -> int:
         host = self.fds.host(_s32(fd))
         self._need(buf, self.abi.stat_size, PROT_WRITE)
-        return self._put_stat(buf, os.fstat(host))
+        return self._put_stat(buf, self.procfs.fstat(host) or os.fstat(host))
 
     @_sys("stat", "path", "p")
     def sys_stat(self, path: int, buf: int) -> int:
@@ -724,8 +708,13 @@ class LinuxKernel:
         self._need(buf, 256, PROT_WRITE)
         path = self._path(path_addr)
         flags = _s32(flags)
-        if self._is_self_proc(path, b"exe"):
-            path = self.exe_path.encode()
+        if path:
+            view = self.procfs.stat(_s32(dirfd), path, follow=not flags & AT_SYMLINK_NOFOLLOW)
+        else:
+            view = self.procfs.stat_empty(_s32(dirfd)) if flags & AT_EMPTY_PATH else None
+        if view is not None:
+            self.mem.write(buf, self.procfs.pack_statx(view))
+            return 0
         hdir = self._dirfd_raw(dirfd, path)
         if not path and _s32(dirfd) == AT_FDCWD and flags & AT_EMPTY_PATH:
             path = b"."
@@ -741,6 +730,10 @@ class LinuxKernel:
         host = self.fds.host(_s32(fd))
         count = min(count & 0xFFFFFFFF, 1 << 20)
         self._need(dirp, count, PROT_WRITE)
+        view = self.procfs.getdents64(host, count)
+        if view is not None:
+            self.mem.write(dirp, view)
+            return len(view)
         out = ctypes.create_string_buffer(max(count, 1))
         n = _host_check(_libc.syscall(_HOST_NR["getdents64"], ctypes.c_int(host), out,
                                       ctypes.c_uint(count)))
@@ -801,13 +794,15 @@ class LinuxKernel:
 
     @_sys("symlinkat", "path", "dirfd", "path")
     def sys_symlinkat(self, target: int, newdirfd: int, linkpath: int) -> int:
-        os.symlink(self._path(target), self._path(linkpath), dir_fd=self._dirfd(newdirfd))
+        link = self._path(linkpath)
+        os.symlink(self._path(target), link, dir_fd=self._dirfd(newdirfd, link))
         return 0
 
     @_sys("linkat", "dirfd", "path", "dirfd", "path", "x")
     def sys_linkat(self, olddir: int, oldp: int, newdir: int, newp: int, flags: int) -> int:
-        os.link(self._path(oldp), self._path(newp), src_dir_fd=self._dirfd(olddir),
-                dst_dir_fd=self._dirfd(newdir), follow_symlinks=bool(flags & AT_SYMLINK_FOLLOW))
+        old, new = self._path(oldp), self._path(newp)
+        os.link(old, new, src_dir_fd=self._dirfd(olddir, old),
+                dst_dir_fd=self._dirfd(newdir, new), follow_symlinks=bool(flags & AT_SYMLINK_FOLLOW))
         return 0
 
     @_sys("readlinkat", "dirfd", "path", "p", "d")
@@ -816,9 +811,8 @@ class LinuxKernel:
         size = _s32(bufsiz)
         if size <= 0:
             return -_errno.EINVAL
-        if self._is_self_proc(p, b"exe"):
-            target = self.exe_path.encode()
-        else:
+        target = self.procfs.readlink(_s32(dirfd), p) if p else None
+        if target is None:
             target = os.readlink(p, dir_fd=self._dirfd(dirfd, p))
         data = target[:size]
         self.mem.write(buf, data)
@@ -835,8 +829,10 @@ class LinuxKernel:
             return -_errno.EINVAL
         if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
             return -_errno.EINVAL
-        if self._is_self_proc(p, b"exe"):
-            p = self.exe_path.encode()
+        if p and self.procfs.access(_s32(dirfd), p, mode, follow=not flags & AT_SYMLINK_NOFOLLOW):
+            return 0
+        if not p and flags & AT_EMPTY_PATH and self.procfs.stat_empty(_s32(dirfd)) is not None:
+            return -_errno.EACCES if mode & 2 else 0
         hdir = self._dirfd_raw(dirfd, p)
         if not p and flags & AT_EMPTY_PATH:
             if hdir == AT_FDCWD:
@@ -860,7 +856,7 @@ class LinuxKernel:
 
     @_sys("getcwd", "p", "u")
     def sys_getcwd(self, buf: int, size: int) -> int:
-        cwd = os.getcwdb() + b"\0"
+        cwd = self.procfs.getcwd() + b"\0"
         if len(cwd) > size:
             return -_errno.ERANGE
         self.mem.write(buf, cwd)
@@ -868,12 +864,12 @@ class LinuxKernel:
 
     @_sys("chdir", "path")
     def sys_chdir(self, path: int) -> int:
-        os.chdir(self._path(path))
+        self.procfs.chdir(self._path(path))
         return 0
 
     @_sys("fchdir", "fd")
     def sys_fchdir(self, fd: int) -> int:
-        os.fchdir(self.fds.host(_s32(fd)))
+        self.procfs.fchdir(self.fds.host(_s32(fd)))
         return 0
 
     @_sys("fchmodat", "dirfd", "path", "mode")
