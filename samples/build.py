@@ -19,6 +19,10 @@ Usage:
                                        check both builds are byte-identical,
                                        then install into samples/bin
     python samples/build.py -j N       parallel jobs (default: CPU count)
+    python samples/build.py --only procwalk
+                                       build and install only these samples
+                                       (every flavour); the other binaries
+                                       and their checksums stay as they are
 
 Writes samples/SHA256SUMS for the installed binaries. Standard library only.
 Fails (exit status 1) if a compiler is missing or any build fails.
@@ -46,7 +50,7 @@ SUMS = ROOT / "samples" / "SHA256SUMS"
 C_SAMPLES = [
     "hello", "fileio", "qsort", "switch_interp", "recursion", "setjmp",
     "int128", "floats", "atomics", "strings", "crash", "compute", "abort",
-    "jitgen", "selfmod",
+    "jitgen", "selfmod", "procwalk",
 ]
 ASM_SAMPLES = ["rv64_insns"]  # riscv64 only, no libc
 
@@ -147,7 +151,7 @@ def run_job(job: Job, outdir: Path, env: dict) -> tuple:
     return job, proc
 
 
-def build_all(outdir: Path, njobs: int, quiet: bool = False) -> dict:
+def build_all(outdir: Path, njobs: int, quiet: bool = False, only: list | None = None) -> dict:
     """Build everything into outdir; return {name: sha256}."""
     outdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -157,7 +161,7 @@ def build_all(outdir: Path, njobs: int, quiet: bool = False) -> dict:
     # where the musl libc build lives, stays in the user's cache directory)
     zig_local = Path(tempfile.mkdtemp(prefix="aotc-zig-local-"))
     env["ZIG_LOCAL_CACHE_DIR"] = str(zig_local)
-    todo = jobs()
+    todo = [j for j in jobs() if only is None or j.name.split(".", 1)[0] in only]
     failed = []
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=njobs) as pool:
@@ -184,15 +188,19 @@ def build_all(outdir: Path, njobs: int, quiet: bool = False) -> dict:
     return sums
 
 
-def install(builddir: Path, sums: dict) -> None:
+def install(builddir: Path, sums: dict, partial: bool = False) -> None:
     BIN.mkdir(parents=True, exist_ok=True)
     for old in BIN.iterdir():
-        if old.is_file() and old.name not in sums:
+        if old.is_file() and old.name not in sums and not partial:
             print(f"removing stale {old.relative_to(ROOT)}")
             old.unlink()
     for name in sorted(sums):
         shutil.copyfile(builddir / name, BIN / name)
         os.chmod(BIN / name, 0o755)
+    if partial and SUMS.exists():
+        kept = {line.split("  bin/", 1)[1]: line.split("  ", 1)[0]
+                for line in SUMS.read_text().splitlines() if "  bin/" in line}
+        sums = {**kept, **sums}
     SUMS.write_text("".join(f"{sums[n]}  bin/{n}\n" for n in sorted(sums)))
 
 
@@ -201,24 +209,31 @@ def main() -> int:
     ap.add_argument("--verify", action="store_true",
                     help="build twice and require byte-identical results")
     ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--only", nargs="+", metavar="SAMPLE",
+                    help="build and install only these samples")
     args = ap.parse_args()
+    if args.only:
+        unknown = set(args.only) - set(C_SAMPLES + ASM_SAMPLES + ["hello-dynamic"])
+        if unknown:
+            ap.error(f"unknown samples: {sorted(unknown)}")
 
     versions = check_tools()
     print("compilers: " + "; ".join(f"{k}: {v}" for k, v in versions.items()))
     with tempfile.TemporaryDirectory(prefix="aotc-samples-") as tmp:
         first = Path(tmp) / "a"
-        print(f"building {len(jobs())} binaries ...")
-        sums = build_all(first, args.jobs)
+        print(f"building {len(jobs())} binaries ..." if not args.only
+              else f"building {', '.join(args.only)} ...")
+        sums = build_all(first, args.jobs, only=args.only)
         if args.verify:
             print("verify: building everything a second time ...")
-            sums2 = build_all(Path(tmp) / "b", args.jobs, quiet=True)
+            sums2 = build_all(Path(tmp) / "b", args.jobs, quiet=True, only=args.only)
             diff = sorted(n for n in sums if sums[n] != sums2.get(n))
             if diff:
                 print("verify: NOT reproducible: " + ", ".join(diff),
                       file=sys.stderr)
                 return 1
             print(f"verify: all {len(sums)} binaries byte-identical (sha256)")
-        install(first, sums)
+        install(first, sums, partial=bool(args.only))
     total = sum((BIN / n).stat().st_size for n in sums)
     print(f"installed {len(sums)} binaries in samples/bin ({total / 1e6:.1f} MB); "
           f"checksums in samples/SHA256SUMS")

@@ -18,9 +18,11 @@ exit_code is as a shell shows it (128+signal for a killed process). Then
 cross-checks that all flavours of a case agree on stdout and exit code and
 lists any disagreement.
 
-Usage: python samples/record.py [--check]
+Usage: python samples/record.py [--check] [--only SAMPLE ...]
     --check   re-run everything and compare with the committed expected
               files instead of writing them (exit status 1 on mismatch)
+    --only    record (or check) only these samples; other expected files
+              stay as they are
 
 The helpers here (load_cases, binaries, reference_argv, run_case, ...) are
 also used by tests/test_samples_reference.py. Standard library only.
@@ -202,9 +204,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true",
                     help="compare with committed expected files, write nothing")
+    ap.add_argument("--only", nargs="+", metavar="SAMPLE",
+                    help="record only these samples (keep the other expected files)")
     args = ap.parse_args()
 
     runs = all_runs()
+    if args.only:
+        runs = [(b, c) for b, c in runs if split_binary(b)[0] in args.only]
     if not runs:
         print("record.py: no binaries in samples/bin; run samples/build.py first",
               file=sys.stderr)
@@ -237,7 +243,7 @@ def main() -> int:
             written.add(path.name)
             print(f"  {path.name:<40} {status}")
 
-    if not args.check:
+    if not args.check and not args.only:
         for old in EXPECTED.glob("*.json"):
             if old.name not in written:
                 print(f"removing stale {old.relative_to(ROOT)}")
