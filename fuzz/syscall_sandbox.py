@@ -14,7 +14,11 @@ alone signalable.  Inside, ``enter`` then:
 * mounts a fresh ``/proc`` for the new PID namespace;
 * makes every mount read-only, recursively (``mount_setattr``), and then the
   work directory alone writable again (nosuid, nodev, noexec);
-* caps file sizes (``RLIMIT_FSIZE``, with ``SIGXFSZ`` ignored: ``EFBIG``).
+* caps file sizes (``RLIMIT_FSIZE``, with ``SIGXFSZ`` ignored: ``EFBIG``);
+* drops every capability but the four file-permission ones it needs to
+  clean up after the guest (``CAP_CHOWN``, ``CAP_DAC_OVERRIDE``,
+  ``CAP_DAC_READ_SEARCH``, ``CAP_FOWNER``): no mount, kill, ptrace, raw I/O
+  or reboot, and ``no_new_privs``.
 
 So even a path-handling bug in the kernel emulation cannot write outside the
 work directory.
@@ -33,7 +37,9 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 0x40000
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
-NR_MOUNT_SETATTR = 442                      # x86_64 (the host)
+NR_MOUNT_SETATTR, NR_CAPSET = 442, 126      # x86_64 (the host)
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+KEEP_CAPS = (0, 1, 2, 3)                    # CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -90,7 +96,23 @@ def enter(work: Path, size_mb: int = 64, fsize_mb: int = 64) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     limit = fsize_mb << 20
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    drop_capabilities()
     check(work)
+
+
+def drop_capabilities() -> None:
+    """Keep only KEEP_CAPS (effective and permitted), empty the bounding set."""
+    for cap in range(64):
+        if cap not in KEEP_CAPS and _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 \
+                and ctypes.get_errno() != 22:               # EINVAL: no such capability
+            raise SandboxError(f"cannot drop capability {cap}: {os.strerror(ctypes.get_errno())}")
+    keep = sum(1 << c for c in KEEP_CAPS)
+    header = ctypes.create_string_buffer(struct.pack("<Ii", 0x20080522, 0))
+    data = ctypes.create_string_buffer(struct.pack("<6I", keep, keep, 0, 0, 0, 0))
+    if _libc.syscall(NR_CAPSET, header, data) != 0:
+        raise SandboxError(f"capset: {os.strerror(ctypes.get_errno())}")
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise SandboxError(f"no_new_privs: {os.strerror(ctypes.get_errno())}")
 
 
 def check(work: Path) -> None:
@@ -106,3 +128,9 @@ def check(work: Path) -> None:
         raise SandboxError(f"{probe} is writable inside the sandbox")
     if len([p for p in os.listdir("/proc") if p.isdigit()]) > 2:
         raise SandboxError("other processes are visible in /proc")
+    try:
+        _mount("tmpfs", str(work), "tmpfs", 0)
+    except SandboxError:
+        pass
+    else:
+        raise SandboxError("the sandbox can still mount")

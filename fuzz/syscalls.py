@@ -122,7 +122,7 @@ class Child:
         os.umask(0o022)
         for entry in os.listdir(self.work):
             p = self.work / entry
-            if p.is_dir() and not p.is_symlink():
+            if stat.S_ISDIR(os.lstat(p).st_mode):
                 shutil.rmtree(p, onerror=lambda f, path, e: (os.chmod(path, 0o700), f(path)))
             else:
                 p.unlink()
