@@ -798,6 +798,10 @@ class LinuxKernel:
         os.symlink(self._path(target), link, dir_fd=self._dirfd(newdirfd, link))
         return 0
 
+    @_sys("symlink", "path", "path")
+    def sys_symlink(self, target: int, linkpath: int) -> int:
+        return self.sys_symlinkat(target, AT_FDCWD & MASK64, linkpath)
+
     @_sys("linkat", "dirfd", "path", "dirfd", "path", "x")
     def sys_linkat(self, olddir: int, oldp: int, newdir: int, newp: int, flags: int) -> int:
         old, new = self._path(oldp), self._path(newp)
