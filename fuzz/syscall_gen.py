@@ -281,6 +281,9 @@ class CallGenerator:
 
     # -- pointers -------------------------------------------------------------------
     def ptr(self) -> int:
+        return self._ptr() & MASK64
+
+    def _ptr(self) -> int:
         r = self.r.random()
         maps = self.mem.mappings()
         if r < 0.45 or not maps:
@@ -438,8 +441,8 @@ class CallGenerator:
     def iov(self) -> int:
         n = self.r.choice([0, 1, 2, 3, 5, 16])
         self.iov_count = n
-        vecs = b"".join(struct.pack("<QQ", self.ibuf() if self.r.random() < 0.5 else self.ptr(),
-                                    self.count()) for _ in range(n))
+        vecs = b"".join(struct.pack("<QQ", (self.ibuf() if self.r.random() < 0.5 else self.ptr()) & MASK64,
+                                    self.count() & MASK64) for _ in range(n))
         if self.r.random() < 0.1:
             return self.at_edge(vecs)
         return self.put(vecs) if self.r.random() < 0.9 else self.ptr()

@@ -309,7 +309,8 @@ def parent_main(opts: argparse.Namespace) -> int:
                 return 2
             if rc != 0:
                 deaths.append(f"child exit status {rc} in episode {ep} (replay: --replay {ep} --trace)")
-                total.crashes[f"host process death (status {rc})"] += 1
+                what = f"host process death (signal {-rc})" if rc < 0 else f"harness error (status {rc})"
+                total.crashes[what] += 1
                 print(f"[syscalls] CRASH child died with status {rc} in episode {ep}", file=sys.stderr)
                 if opts.replay is not None or len(deaths) > 20:
                     break
