@@ -289,6 +289,8 @@ def parent_main(opts: argparse.Namespace) -> int:
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="aotc-syscall-fuzz-")
     next_ep = opts.start_episode
+    signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(128 + signal.SIGTERM))
+    proc: subprocess.Popen | None = None
     try:
         while total.calls < opts.calls:
             proc, r = spawn(opts, work, next_ep, opts.calls - total.calls)
@@ -318,6 +320,9 @@ def parent_main(opts: argparse.Namespace) -> int:
                 break
             next_ep = ep + 1
     finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()                 # unshare --kill-child takes the child with it
+            proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - t0
     print(summary(opts, total, elapsed))
