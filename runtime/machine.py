@@ -24,6 +24,7 @@ from aotc.isa.riscv64.state import (
     EXIT_FAULT,
     EXIT_FENCE_I,
     EXIT_FP_MODE,
+    EXIT_INTERPRET,
     EXIT_ILLEGAL,
     EXIT_MISS,
     EXIT_SYSCALL,
@@ -47,6 +48,7 @@ class RunStats:
     native_entries: int = 0          # calls into the native dispatch loop
     lookup_misses: int = 0           # EXIT_MISS returns (no block in either table)
     fp_mode_exits: int = 0           # EXIT_FP_MODE returns (DYN FP op, frm RMM/reserved)
+    interpret_exits: int = 0         # EXIT_INTERPRET returns (a block's entry range check failed)
     jit_compiles: int = 0
     jit_blocks: int = 0
     jit_seconds: list = field(default_factory=list)
@@ -83,6 +85,7 @@ class RunStats:
             "interp_instructions": self.interp_instructions,
             "interp_entries": self.interp_entries,
             "fp_mode_exits": self.fp_mode_exits,
+            "interpret_exits": self.interpret_exits,
             "jit_flushes": self.jit_flushes,
             "image_retired": self.image_retired,
             "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -277,6 +280,14 @@ class Machine:
         self.stats.fp_mode_exits += 1
         return self._run_interp(stop=(lambda pc: True) if self.fallback == "jit" else self._native_covers)
 
+    def _run_interpret_exit(self) -> int:
+        """EXIT_INTERPRET: a block's entry range check found a register it
+        accesses through outside the guest space (a wild pointer: the
+        block faults, or does something odd but legal).  The interpreter
+        runs the block, with exact faults, then translated code goes on."""
+        self.stats.interpret_exits += 1
+        return self._run_interp(stop=(lambda pc: True) if self.fallback == "jit" else self._native_covers)
+
     def _run_interp(self, stop: Callable[[int], bool] | None) -> int:
         """Interpret until an exit, or until ``stop(pc)`` at a block boundary."""
         self.stats.interp_entries += 1
@@ -358,6 +369,8 @@ class Machine:
                         st.fault_pc = guest_pc
             if code == EXIT_FP_MODE:
                 code = self._run_fp_mode()
+            elif code == EXIT_INTERPRET:
+                code = self._run_interpret_exit()
             while code == EXIT_MISS:
                 code = self._miss(st.pc)
                 if code is None:

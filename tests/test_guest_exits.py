@@ -179,3 +179,35 @@ def test_the_top_of_the_address_space_stays_unmapped(tmp_path, config_dir, engin
     err = proc.stderr.decode()
     assert proc.returncode == 139, err
     assert f"SIGSEGV at pc {ENTRY + 12:#x}" in err, err
+
+
+# A wild base register that a block reads at its entry: block 1 makes a0 wild
+# and jumps to block 2, whose accesses through a0 rely on its entry range
+# check.  The check fails, and the interpreter runs block 2 with exact
+# faults: the first access that faults is the one reported, even when it is
+# not the one through a0.
+_ENTRY_WILD = {
+    # ld a3, 8(a0): the access through the wild register faults
+    "wild-access": ([ld(13, 10, 8)], 0, 0x1_0000_0000 + BASE + 8),
+    # sd a1, 0(a2) with a2 = 0 faults first; then ld a3, 0(a0)
+    "earlier-fault": ([sd(11, 12, 0), ld(13, 10, 0)], 0, 0),
+}
+
+
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
+@pytest.mark.parametrize("case", sorted(_ENTRY_WILD))
+def test_a_wild_register_at_block_entry_faults_exactly(tmp_path, config_dir, case, engine):
+    from test_block_abi import jal
+
+    block2, index, addr = _ENTRY_WILD[case]
+    first = wild_base(10, 1)
+    words = [*first, jal(0, 4), *block2, addi(17, 0, 93), ECALL]
+    image, _ = build(tmp_path, f"entry-{case}", words)
+    stats = tmp_path / "stats.json"
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, "--stats-json", str(stats), str(image)])
+    err = proc.stderr.decode()
+    pc = ENTRY + 4 * (len(first) + 1 + index)
+    assert proc.returncode == 139, err
+    assert f"SIGSEGV at pc {pc:#x}: invalid memory access at {addr:#x}" in err, err
+    if engine == "aot":
+        assert json.loads(stats.read_text())["interpret_exits"] == 1

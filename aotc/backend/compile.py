@@ -203,11 +203,15 @@ def lift_region(members: list[Block], known: "frozenset[int] | set[int]", htab_m
 
 
 _HEADER = f'target triple = "{TRIPLE}"\n'
-_FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" "no_callee_saved_registers" }\n'
+# "no-builtins" on block functions: LLVM must not turn a loop of guest
+# stores into memset/memcpy (loop idiom recognition), which it cannot lower
+# in the guest address space (256) and which would bypass the range checks.
+_FOOTER = ('attributes #0 = { nounwind "frame-pointer"="none" "no_callee_saved_registers" "no-builtins" }\n'
            'attributes #1 = { noinline nounwind strictfp }\n'
            'attributes #2 = { strictfp }\n'
-           'attributes #3 = { noinline nounwind "frame-pointer"="none" "no_callee_saved_registers" }\n'
-           'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" "no_callee_saved_registers" }\n'
+           'attributes #3 = { noinline nounwind "frame-pointer"="none" "no_callee_saved_registers" "no-builtins" }\n'
+           'attributes #4 = { noinline optnone nounwind "frame-pointer"="none" "no_callee_saved_registers" '
+           '"no-builtins" }\n'
            'attributes #5 = { noinline "no_callee_saved_registers" }\n'
            'attributes #6 = { nounwind memory(none) }\n'
            'attributes #7 = { "no_callee_saved_registers" }\n'

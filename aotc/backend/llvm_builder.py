@@ -28,6 +28,7 @@ from aotc.isa.riscv64.state import (
     EXIT_CONTINUE,
     EXIT_FENCE_I,
     EXIT_FP_MODE,
+    EXIT_INTERPRET,
     EXIT_ILLEGAL,
     EXIT_MISS,
     EXIT_RETURN,
@@ -212,6 +213,16 @@ _UCOMI_FLAG = {"olt": "a", "ole": "ae", "oeq": "e"}
 # wrapped into the arena: the guards below and above it are 64 KiB, RISC-V
 # immediates are 12 bits.
 _MAX_DISP = 2048
+# Range checks of guest accesses (``_host_ptr``).  A value's *distance* is a
+# bound D with -D <= v < 2**32 + D: an access ``imm(v)`` lands in the guest
+# space or in a 64 KiB guard beside it (and faults there at its true
+# address) while D + |imm| <= _NEAR_SAFE.  A register read at a block's
+# entry may be at most _NEAR_ENTRY away when the block is entered: the
+# block's entry check (``_entry_check``) makes that so, or an in-region
+# branch that already knows it (a loop's back edge after an access through
+# the register) skips the check.
+_NEAR_SAFE = (1 << 16) - (1 << 12)
+_NEAR_ENTRY = 1 << 14
 
 
 def _is_literal(name: str) -> bool:
@@ -232,6 +243,19 @@ def _key_offset(key: int) -> int:
 
 def _label(pc: int) -> str:
     return f"bb_{pc:x}"
+
+
+def _check_label(pc: int) -> str:
+    """Block ``pc``'s entry check (region mode), before ``_label(pc)``."""
+    return f"chk_{pc:x}"
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryCheck:
+    """Where block ``pc``'s entry check goes (``LLVMBuilder._entry_check``,
+    filled in by ``finish`` once the block's accesses are known)."""
+
+    pc: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +423,15 @@ class LLVMBuilder:
         self.intrinsics: set[str] = set()    # declarations this block needs
         self.uses_htab = False
         self._oob: list[tuple[str, str, int]] = []   # out-of-range checks: (label, address, pc)
+        # Entry range checks (``_host_ptr``): registers each block relies on
+        # being near the guest space at its entry; the block being lifted;
+        # distances of values known near; register values read at the
+        # block's entry.
+        self._req: dict[int, set[int]] = {entry_pc: set()}
+        self._block_pc = entry_pc
+        self._near: dict[str, int] = {}
+        self._entry_key: dict[str, int] = {}
+        self._lifted: set[int] = set()
         self.exit_after_insn = False   # set by instructions that must end the block
         # The compare of a flag-neutral compare (aotc.isa.riscv64.fflags_idiom)
         # is lifted with its IEEE flags discarded: no flags raised in software,
@@ -413,11 +446,16 @@ class LLVMBuilder:
         if self.region is None:
             for i, key in enumerate(self.cc.passed):
                 self._regs[key] = V(f"%k{i}", "i64")
+                self._entry_key[f"%k{i}"] = key
 
     def begin_block(self, pc: int) -> None:
         """Region mode: start lifting member block ``pc`` (a new basic block)."""
         if self.region is None:
             raise LoweringError(pc, "?", "begin_block outside region mode")
+        if pc != self._block_pc:
+            self._lifted.add(self._block_pc)     # its entry check is final
+        self.lines.append(f"{_check_label(pc)}:")
+        self.lines.append(_EntryCheck(pc))
         self.lines.append(f"{_label(pc)}:")
         self._reset(pc)
 
@@ -432,6 +470,10 @@ class LLVMBuilder:
     def _reset(self, pc: int) -> None:
         self._mxcsr = None
         self._regs = {}
+        self._block_pc = pc
+        self._req[pc] = set()
+        self._near = {}
+        self._entry_key = {}
         self._seed_passed()
         self._dirty = set()
         self._fcsr = None
@@ -530,6 +572,8 @@ class LLVMBuilder:
         if v is None:
             v = self._load_reg(key, offset)
             self._regs[key] = v
+            if key < 32:
+                self._entry_key[v.name] = key      # the register's value at the block's entry
         return v
 
     def get_x(self, r: int) -> V:
@@ -739,13 +783,100 @@ class LLVMBuilder:
         if not -_MAX_DISP <= imm < _MAX_DISP:
             base, imm = addr, 0
         if self.arena_bits == 32:
-            off = self._in_guest_space(base, imm)
+            near = self._distance(base)
+            if near is not None and near[0] + abs(imm) <= _NEAR_SAFE:
+                if near[1] is not None:
+                    self._req[self._block_pc].add(near[1])   # the entry check covers it
+                off = base
+            else:
+                off = self._in_guest_space(base, imm)
+            # Code after the access runs only if it did not fault: base + imm
+            # was in the guest space.
+            self._near[base.name] = min(self._near.get(base.name, _NEAR_SAFE), abs(imm))
         else:
             off = self._emit(f"and i64 {base}, {(1 << self.arena_bits) - 1}", "i64")
         ptr = self._emit(f"getelementptr i8, {_GUEST_PTR} null, i64 {off}", _GUEST_PTR)
         if imm:
             ptr = self._emit(f"getelementptr i8, {_GUEST_PTR} {ptr}, i64 {imm}", _GUEST_PTR)
         return ptr.name
+
+    def _distance(self, v: V) -> "tuple[int, int | None] | None":
+        """How far ``v`` may lie outside the guest space, as far as the block
+        knows: (bound, the register whose entry value it relies on, if
+        any), or None.  Follows ``v = w + constant`` chains back to a value
+        known near (an access base, a checked value), a literal, or a
+        register's value at the block's entry (bound _NEAR_ENTRY, if the
+        block's entry check takes that register)."""
+        total, name = 0, v.name
+        for _ in range(32):
+            d = self._near.get(name)
+            if d is not None:
+                return d + total, None
+            key = self._entry_key.get(name)
+            if key is not None:
+                return _NEAR_ENTRY + total, key
+            if _is_literal(name):
+                c = int(name)
+                return total + (-c if c < 0 else max(0, c - (1 << 32) + 1)), None
+            link = self._disp_of.get(name)
+            if link is None:
+                return None
+            total += abs(link[1])
+            name = link[0].name
+        return None
+
+    def _entry_label(self, target: int) -> str:
+        """Where an in-region branch to ``target`` enters it: past its entry
+        check when every register the check takes is known near here (the
+        target's check is final: it was lifted already, or is this block),
+        else at the check."""
+        req = self._req.get(target)
+        if req is None or (target != self._block_pc and target not in self._lifted):
+            return _check_label(target)
+        for key in req:
+            v = self._regs.get(key)
+            if v is None:
+                # Unchanged since this block's entry: near if this block's
+                # check takes it.
+                if key in self._req[self._block_pc]:
+                    continue
+                return _check_label(target)
+            d = self._distance(v)
+            if d is None or d[0] > _NEAR_ENTRY or (d[1] is not None and d[1] not in self._req[self._block_pc]):
+                return _check_label(target)
+        return _label(target)
+
+    def _entry_check(self, pc: int) -> list[str]:
+        """Block ``pc``'s entry check, as lines: every register in
+        ``_req[pc]`` below 2**32 (one or of their values, one compare), or
+        leave for the interpreter at ``pc`` (EXIT_INTERPRET), which runs the
+        block with exact faults; then on to the block's body."""
+        keys = sorted(self._req.get(pc, ()))
+        body = _label(pc) if self.region is not None else "body"
+        if not keys:
+            return [f"  br label %{body}"]
+        saved_lines, saved_regs = self.lines, self._regs
+        self.lines = []
+        try:
+            if self.region is None:
+                # The function's entry: the passed registers are arguments.
+                self._regs = {}
+                self._seed_passed()
+                vals = [self._regs[k] if k in self._regs else self._load_reg(k, _X0 + 8 * k) for k in keys]
+            else:
+                vals = [self._load_reg(k, _X0 + 8 * k) for k in keys]     # from the allocas
+            acc = vals[0]
+            for v in vals[1:]:
+                acc = self._emit(f"or i64 {acc}, {v}", "i64")
+            ok = self._emit(f"icmp ult i64 {acc}, {1 << 32}", "i1")
+            self._n += 1
+            fail = f"entryfail{self._n}"
+            self.lines.append(f"  br i1 {ok}, label %{body}, label %{fail}, !prof !0")
+            self.lines.append(f"{fail}:")
+            self._exit(EXIT_INTERPRET, pc)
+            return self.lines
+        finally:
+            self.lines, self._regs = saved_lines, saved_regs
 
     def _in_guest_space(self, base: V, imm: int) -> V:
         """``base``, after a check that it lies in the 4 GiB guest space.
@@ -1158,7 +1289,7 @@ class LLVMBuilder:
     def _goto(self, target: int) -> None:
         """Tail-call a known block, or leave with a miss for an unknown one."""
         if self.region is not None and target in self.region:
-            self.lines.append(f"  br label %{_label(target)}")
+            self.lines.append(f"  br label %{self._entry_label(target)}")
         elif target in self.dispatch_only:
             self._exit(EXIT_CONTINUE, target)
         elif target in self.known:
@@ -1261,7 +1392,7 @@ class LLVMBuilder:
                 self._regs[key] = v
         if self.region is not None and returns_to in self.region:
             self.lines.append(_RELOAD)
-            self.lines.append(f"  br label %{_label(returns_to)}")
+            self.lines.append(f"  br label %{_check_label(returns_to)}")
         elif returns_to in self.dispatch_only:
             self._ret(EXIT_CONTINUE)
         elif returns_to in self.known:
@@ -1352,7 +1483,7 @@ class LLVMBuilder:
                 out.append(f"  store i64 %k{self.cc.passed.index(key)}, ptr %a{key}, align 8")
             else:
                 out += self._state_copy(key, to_state=False)
-        out.append(f"  br label %{_label(self.entry_pc)}")
+        out.append(f"  br label %{_check_label(self.entry_pc)}")
         return out
 
     def _expand_exit_flushes(self) -> list[str]:
@@ -1381,6 +1512,13 @@ class LLVMBuilder:
         is the guest pc it came from (see ``fault_pc_stores``)."""
         if not self.ended:
             self.jump(self._next_pc)
+        self._lifted.add(self._block_pc)
+        if self.region is None:
+            self.lines = [_EntryCheck(self.entry_pc), "body:", *self.lines]
+        lines: list = []
+        for ln in self.lines:
+            lines += self._entry_check(ln.pc) if isinstance(ln, _EntryCheck) else [ln]
+        self.lines = lines
         self.lines += self._oob_trap()
         name = block_symbol(self.entry_pc)
         if self.region is not None:

@@ -45,3 +45,4 @@ EXIT_FENCE_I = 6    # fence.i at state.pc; resume at state.pc + size
 EXIT_FP_MODE = 7    # FP op with rm = DYN at state.pc while frm is RMM or reserved: interpret it
 EXIT_RETURN = 8     # guest return to state.pc: the host caller continues there if it is its
                     # return point, else it passes this on (dispatcher-internal, like CONTINUE)
+EXIT_INTERPRET = 9  # a block's entry range check failed: interpret from state.pc (precise faults)
