@@ -54,6 +54,9 @@ class SyscallAbi:
     # (guest bit, host bit) pairs for O_* flags encoded differently from the host.
     open_flag_pairs: tuple[tuple[int, int], ...] = ()
     minsigstksz: int = 2048
+    # Linux's TASK_SIZE for a user process of this ISA (the bound access_ok
+    # checks a buffer against): riscv64 Sv39, x86_64 and aarch64 4-level.
+    task_size: int = 1 << 38
     names: Mapping[int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -178,13 +181,13 @@ AARCH64_ABI = SyscallAbi(
     name="aarch64", machine="aarch64",
     numbers={**numbers.ASM_GENERIC, **numbers.AARCH64_EXTRA},
     stat_kind="generic", sigaction_has_restorer=True,
-    open_flag_pairs=_AARCH64_O_PAIRS, minsigstksz=5120,
+    open_flag_pairs=_AARCH64_O_PAIRS, minsigstksz=5120, task_size=1 << 48,
 )
 
 X86_64_ABI = SyscallAbi(
     name="x86_64", machine="x86_64",
     numbers=dict(numbers.X86_64),
-    stat_kind="x86_64", sigaction_has_restorer=True, minsigstksz=2048,
+    stat_kind="x86_64", sigaction_has_restorer=True, minsigstksz=2048, task_size=(1 << 47) - 4096,
 )
 
 

@@ -512,10 +512,11 @@ class LinuxKernel:
         return done
 
     def _access_ok(self, addr: int, length: int) -> None:
-        """Linux's access_ok: a buffer that passes the top of the guest's
-        address space is -EFAULT as a whole (before any count is clamped),
-        not a partial transfer of its mapped prefix."""
-        if length and addr + length > self.mem.size:
+        """Linux's access_ok: a buffer that passes the top of a user address
+        space (the ISA's TASK_SIZE, as the guest's kernel would have it) is
+        -EFAULT as a whole, before any count is clamped, not a partial
+        transfer of its mapped prefix; one below it transfers what is mapped."""
+        if length and addr + length > self.abi.task_size:
             raise _Errno(_errno.EFAULT)
 
     def _need(self, addr: int, length: int, prot: int) -> None:
