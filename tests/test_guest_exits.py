@@ -211,3 +211,39 @@ def test_a_wild_register_at_block_entry_faults_exactly(tmp_path, config_dir, cas
     assert f"SIGSEGV at pc {pc:#x}: invalid memory access at {addr:#x}" in err, err
     if engine == "aot":
         assert json.loads(stats.read_text())["interpret_exits"] == 1
+
+
+def _sp_wild_then(block2: list[int]) -> list[int]:
+    """sp = 2^40 (saved in s1), then a jump to ``block2``: the stack pointer
+    is far outside the guest space when a block is entered."""
+    return [addi(9, 2, 0), addi(2, 0, 1), shift(2, 2, 40, False), jal_next(), *block2]
+
+
+def jal_next() -> int:
+    from test_block_abi import jal
+
+    return jal(0, 4)
+
+
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
+def test_a_wild_stack_pointer_faults_where_it_is_used(tmp_path, config_dir, engine):
+    """Blocks access through sp without an entry check (every block exit
+    keeps sp near the guest space, and the dispatcher checks it): a block
+    that leaves sp wild leaves for the interpreter, and the access through
+    it faults there at its true address."""
+    words = _sp_wild_then([ld(10, 2, 8), addi(17, 0, 93), ECALL])
+    image, _ = build(tmp_path, "sp-wild", words)
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 139, err
+    assert f"SIGSEGV at pc {ENTRY + 16:#x}: invalid memory access at {(1 << 40) + 8:#x}" in err, err
+
+
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
+def test_a_stack_pointer_used_as_scratch_is_legal(tmp_path, config_dir, engine):
+    """sp holding a non-address across blocks, then restored: runs to the end."""
+    words = _sp_wild_then([addi(2, 9, 0), sd(2, 2, -8), ld(10, 2, -8), shift(10, 10, 32, True),
+                           addi(17, 0, 93), ECALL])
+    image, _ = build(tmp_path, "sp-scratch", words)
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
+    assert proc.returncode == 0, proc.stderr.decode()      # exit(sp >> 32) with sp restored

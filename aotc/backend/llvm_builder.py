@@ -223,6 +223,7 @@ _MAX_DISP = 2048
 # the register) skips the check.
 _NEAR_SAFE = (1 << 16) - (1 << 12)
 _NEAR_ENTRY = 1 << 14
+_SP = 2          # x2: near at every block entry (``_ensure_sp``), never in an entry check
 
 
 def _is_literal(name: str) -> bool:
@@ -431,7 +432,7 @@ class LLVMBuilder:
         self._block_pc = entry_pc
         self._near: dict[str, int] = {}
         self._entry_key: dict[str, int] = {}
-        self._lifted: set[int] = set()
+        self._edges: dict[str, tuple[int, frozenset[int]]] = {}   # in-region branches (_entry_label)
         self.exit_after_insn = False   # set by instructions that must end the block
         # The compare of a flag-neutral compare (aotc.isa.riscv64.fflags_idiom)
         # is lifted with its IEEE flags discarded: no flags raised in software,
@@ -452,8 +453,6 @@ class LLVMBuilder:
         """Region mode: start lifting member block ``pc`` (a new basic block)."""
         if self.region is None:
             raise LoweringError(pc, "?", "begin_block outside region mode")
-        if pc != self._block_pc:
-            self._lifted.add(self._block_pc)     # its entry check is final
         self.lines.append(f"{_check_label(pc)}:")
         self.lines.append(_EntryCheck(pc))
         self.lines.append(f"{_label(pc)}:")
@@ -813,6 +812,8 @@ class LLVMBuilder:
             if d is not None:
                 return d + total, None
             key = self._entry_key.get(name)
+            if key == _SP:
+                return _NEAR_ENTRY + total, None     # near at every entry (``_ensure_sp``)
             if key is not None:
                 return _NEAR_ENTRY + total, key
             if _is_literal(name):
@@ -826,25 +827,63 @@ class LLVMBuilder:
         return None
 
     def _entry_label(self, target: int) -> str:
-        """Where an in-region branch to ``target`` enters it: past its entry
-        check when every register the check takes is known near here (the
-        target's check is final: it was lifted already, or is this block),
-        else at the check."""
-        req = self._req.get(target)
-        if req is None or (target != self._block_pc and target not in self._lifted):
-            return _check_label(target)
-        for key in req:
+        """Where an in-region branch to ``target`` enters it: a placeholder
+        that ``finish`` resolves, once every block's entry check is known,
+        to the target's body when every register its check takes is near
+        here (a loop's back edge after the loop's accesses through its
+        pointers; a forward edge to a block that accesses through what this
+        one did), else to its check."""
+        cur = self._req[self._block_pc]          # final: the branch ends the block
+        near = set()
+        for key in range(1, 32):
             v = self._regs.get(key)
             if v is None:
-                # Unchanged since this block's entry: near if this block's
-                # check takes it.
-                if key in self._req[self._block_pc]:
-                    continue
-                return _check_label(target)
+                if key in cur:                   # unchanged since this block's checked entry
+                    near.add(key)
+                continue
             d = self._distance(v)
-            if d is None or d[0] > _NEAR_ENTRY or (d[1] is not None and d[1] not in self._req[self._block_pc]):
-                return _check_label(target)
-        return _label(target)
+            if d is not None and d[0] <= _NEAR_ENTRY and (d[1] is None or d[1] in cur):
+                near.add(key)
+        self._n += 1
+        mark = f"edge.{self._n}"
+        self._edges[mark] = (target, frozenset(near))
+        return mark
+
+    def _resolve_edges(self) -> None:
+        """Give every in-region branch its label (``_entry_label``)."""
+        if not self._edges:
+            return
+        out = []
+        for ln in self.lines:
+            if isinstance(ln, str) and ln.startswith("  br label %edge."):
+                target, near = self._edges[ln[len("  br label %"):]]
+                ln = f"  br label %{_label(target) if self._req.get(target, {0}) <= near else _check_label(target)}"
+            out.append(ln)
+        self.lines = out
+
+    def _ensure_sp(self, target: "int | V") -> None:
+        """Before control leaves the block for ``target``: keep the stack
+        pointer near the guest space at every block entry (the invariant
+        that lets blocks access through sp without an entry check; the
+        dispatcher checks it whenever Python hands control to translated
+        code).  Only a block that moved sp somewhere not known near (rare:
+        ``mv sp, a0``; an adjustment is followed by an access through sp)
+        pays a check, whose failure leaves for the interpreter at
+        ``target`` with the block's effects complete."""
+        v = self._regs.get(_SP)
+        if v is None:
+            return
+        d = self._distance(v)
+        if d is not None and d[0] <= _NEAR_ENTRY:
+            return
+        self._n += 1
+        n = self._n
+        ok = self._emit(f"icmp ult i64 {v}, {1 << 32}", "i1")
+        self.lines.append(f"  br i1 {ok}, label %spok{n}, label %spbad{n}, !prof !0")
+        self.lines.append(f"spbad{n}:")
+        self._exit(EXIT_INTERPRET, target)
+        self.lines.append(f"spok{n}:")
+        self._near[v.name] = 0
 
     def _entry_check(self, pc: int) -> list[str]:
         """Block ``pc``'s entry check, as lines: every register in
@@ -1288,6 +1327,7 @@ class LLVMBuilder:
 
     def _goto(self, target: int) -> None:
         """Tail-call a known block, or leave with a miss for an unknown one."""
+        self._ensure_sp(target)
         if self.region is not None and target in self.region:
             self.lines.append(f"  br label %{self._entry_label(target)}")
         elif target in self.dispatch_only:
@@ -1325,6 +1365,7 @@ class LLVMBuilder:
         self._end()
         self._flush()
         if returns_to is not None and target in self.known and target not in self.dispatch_only:
+            self._ensure_sp(target)
             self._exit_flush()
             self.callees.add(target)
             self._host_call(f"@{block_symbol(target)}", returns_to)
@@ -1410,6 +1451,7 @@ class LLVMBuilder:
         so code of another convention (JIT code) leaves to the dispatcher."""
         self._end()
         self._flush()
+        self._ensure_sp(target)
         self._exit_flush()
         if is_return or self.cc != IMAGE_CONVENTION:
             self._set_pc(target)
@@ -1512,7 +1554,7 @@ class LLVMBuilder:
         is the guest pc it came from (see ``fault_pc_stores``)."""
         if not self.ended:
             self.jump(self._next_pc)
-        self._lifted.add(self._block_pc)
+        self._resolve_edges()
         if self.region is None:
             self.lines = [_EntryCheck(self.entry_pc), "body:", *self.lines]
         lines: list = []

@@ -38,6 +38,7 @@
 #include <xmmintrin.h>
 #endif
 
+#define STATE_SP_OFFSET 16
 #define STATE_PC_OFFSET 512
 #define STATE_FCSR_OFFSET 520
 #define STATE_SP_LIMIT_OFFSET 584
@@ -45,6 +46,7 @@
 #define EXIT_MISS 2
 #define EXIT_FAULT 5
 #define EXIT_RETURN 8
+#define EXIT_INTERPRET 9
 /* An empty slot of a block table: no guest pc is all ones (pcs are aligned),
  * so a jump to any address, 0 included, never matches one (abi.py). */
 #define HTAB_EMPTY UINT64_MAX
@@ -363,6 +365,11 @@ static uint64_t host_sp_limit(void)
 static uint64_t run_native(uint8_t *state, const struct htab_entry *tab, uint64_t mask,
                            const struct htab_entry *tab2, uint64_t mask2)
 {
+    /* Translated code may rely on the guest stack pointer lying in the guest
+     * space at every block entry (llvm_builder._ensure_sp keeps it so between
+     * blocks); code that left it elsewhere runs in the interpreter. */
+    if (*(uint64_t *)(state + STATE_SP_OFFSET) >> 32)
+        return EXIT_INTERPRET;
     *(uint64_t *)(state + STATE_SP_LIMIT_OFFSET) = host_sp_limit();
     uint32_t host_fp = enter_fp(state);
     if (sigsetjmp(fault_env, 1) != 0) {
