@@ -158,6 +158,7 @@ def _report_stats(stats: dict, show: bool, json_path: Path | None, profile: Path
               f"lookup misses {stats['lookup_misses']}, {jit}, "
               f"interp instructions {stats['interp_instructions']}, "
               + (f"fp-mode exits {stats['fp_mode_exits']}, " if stats.get("fp_mode_exits") else "")
+              + (f"range-check exits {stats['interpret_exits']}, " if stats.get("interpret_exits") else "")
               + f"syscalls {stats['syscalls']}, "
               f"peak RSS {stats['peak_rss_kib']} KiB", file=sys.stderr)
         aot = ("not counted (image built without --count)" if stats["aot_instructions"] is None
