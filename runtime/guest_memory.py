@@ -146,9 +146,7 @@ class GuestMemory:
         self._check_range(start, end)
         self.unmap(start, end - start)
         # Fresh anonymous pages give zeroes, like the kernel would.
-        got = _libc.mmap(self.base + start, end - start, PROT_NONE,
-                         _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
-        if got != self.base + start:
+        if not self._reserve(start, end):
             raise RuntimeSetupError(f"cannot map guest range {start:#x}-{end:#x}")
         self._host_protect(start, end, prot)
         keys = [m.start for m in self._maps]
@@ -170,32 +168,25 @@ class GuestMemory:
         got = _libc.mmap(self.base + start, end - start, host_prot, flags, fd, offset)
         if got != self.base + start:
             err = ctypes.get_errno()
-            # The range must stay reserved: put PROT_NONE pages back.
-            _libc.mmap(self.base + start, end - start, PROT_NONE,
-                       _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
+            self._reserve(start, end)       # the range must stay reserved
             raise OSError(err or 12, "cannot map the file into the guest arena")
         keys = [m.start for m in self._maps]
         self._maps.insert(bisect.bisect(keys, start), Mapping(start, end, prot, name, backed=True))
         self.mapped_bytes += end - start
         self._changed(start, end)
 
+    def _reserve(self, start: int, end: int) -> bool:
+        """Put fresh PROT_NONE pages at [start, end) of the arena (host side)."""
+        got = _libc.mmap(self.base + start, end - start, PROT_NONE,
+                         _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
+        return got == self.base + start
+
     def unmap(self, start: int, length: int) -> None:
         start, end = page_down(start), page_up(start + length)
         self._check_range(start, end)
-        self._split(start)
-        self._split(end)
-        kept = []
-        for m in self._maps:
-            if m.start >= start and m.end <= end:
-                self.mapped_bytes -= m.end - m.start
-                continue
-            kept.append(m)
-        if len(kept) != len(self._maps):
-            got = _libc.mmap(self.base + start, end - start, PROT_NONE,
-                             _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
-            if got != self.base + start:
+        if self._forget(start, end):
+            if not self._reserve(start, end):
                 raise RuntimeSetupError(f"cannot unmap guest range {start:#x}-{end:#x}")
-            self._maps = kept
             self._changed(start, end)
 
     def protect(self, start: int, length: int, prot: int) -> None:
@@ -232,9 +223,7 @@ class GuestMemory:
                            self.base + dest)
         if got != self.base + dest:
             return False
-        # The old range is a hole in the arena now: reserve it again at once.
-        _libc.mmap(self.base + old, old_size, PROT_NONE,
-                   _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE, -1, 0)
+        self._reserve(old, old + old_size)     # the old range is a hole in the arena now
         self._forget(old, old + old_size)
         self._forget(dest, dest + new_size)
         keys = [x.start for x in self._maps]
@@ -244,8 +233,9 @@ class GuestMemory:
         self._changed(dest, dest + new_size)
         return True
 
-    def _forget(self, start: int, end: int) -> None:
-        """Drop the bookkeeping of [start, end) (the host side is done)."""
+    def _forget(self, start: int, end: int) -> bool:
+        """Drop the bookkeeping of [start, end) (the host side is the
+        caller's); True if anything was mapped there."""
         self._split(start)
         self._split(end)
         kept = []
@@ -254,7 +244,9 @@ class GuestMemory:
                 self.mapped_bytes -= m.end - m.start
                 continue
             kept.append(m)
+        dropped = len(kept) != len(self._maps)
         self._maps = kept
+        return dropped
 
     def mappings(self) -> list[Mapping]:
         return list(self._maps)
