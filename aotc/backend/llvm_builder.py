@@ -432,7 +432,8 @@ class LLVMBuilder:
         self._block_pc = entry_pc
         self._near: dict[str, int] = {}
         self._entry_key: dict[str, int] = {}
-        self._edges: dict[str, tuple[int, frozenset[int]]] = {}   # in-region branches (_entry_label)
+        # In-region branches (_entry_label): source block, target, conditions.
+        self._edges: dict[str, tuple[int, int, dict[int, int | None]]] = {}
         self.exit_after_insn = False   # set by instructions that must end the block
         # The compare of a flag-neutral compare (aotc.isa.riscv64.fflags_idiom)
         # is lifted with its IEEE flags discarded: no flags raised in software,
@@ -828,36 +829,71 @@ class LLVMBuilder:
 
     def _entry_label(self, target: int) -> str:
         """Where an in-region branch to ``target`` enters it: a placeholder
-        that ``finish`` resolves, once every block's entry check is known,
-        to the target's body when every register its check takes is near
-        here (a loop's back edge after the loop's accesses through its
-        pointers; a forward edge to a block that accesses through what this
-        one did), else to its check."""
-        cur = self._req[self._block_pc]          # final: the branch ends the block
-        near = set()
+        that ``finish`` resolves (``_resolve_edges``), once every block's
+        entry check is known, to the target's body when every register its
+        check takes is near here, else to its check.  Recorded per
+        register: near whatever this block's entry held (None), near if
+        this block's check takes register k (k: unchanged since the entry,
+        or derived from k's entry value), or not known near (absent)."""
+        conds: dict[int, int | None] = {}
         for key in range(1, 32):
             v = self._regs.get(key)
             if v is None:
-                if key in cur:                   # unchanged since this block's checked entry
-                    near.add(key)
+                conds[key] = key
                 continue
             d = self._distance(v)
-            if d is not None and d[0] <= _NEAR_ENTRY and (d[1] is None or d[1] in cur):
-                near.add(key)
+            if d is not None and d[0] <= _NEAR_ENTRY:
+                conds[key] = d[1]
         self._n += 1
         mark = f"edge.{self._n}"
-        self._edges[mark] = (target, frozenset(near))
+        self._edges[mark] = (self._block_pc, target, conds)
         return mark
 
     def _resolve_edges(self) -> None:
-        """Give every in-region branch its label (``_entry_label``)."""
+        """Give every in-region branch its label (``_entry_label``).
+
+        First, inside each loop, a block takes over the checks of the block
+        it branches forward to, for registers it passes on unchanged (or
+        derives by a constant), back to the loop's header: the header's
+        check runs once per entry into the loop (the back edges skip it),
+        and the loop's blocks are then entered past theirs.  A register so
+        checked that the loop does not reach through after all costs, at
+        worst, one block in the interpreter."""
         if not self._edges:
             return
+        order = {pc: i for i, pc in enumerate(self._req)}      # lifting order
+        preds: dict[int, set[int]] = {}
+        for src, target, _c in self._edges.values():
+            preds.setdefault(target, set()).add(src)
+        loops = []                                             # natural loops' bodies
+        for src, target, _c in self._edges.values():
+            if order.get(target, -1) <= order.get(src, -1):
+                body, todo = {target}, [src]
+                while todo:
+                    n = todo.pop()
+                    if n not in body:
+                        body.add(n)
+                        todo.extend(preds.get(n, ()))
+                loops.append(body)
+        changed = True
+        while changed:
+            changed = False
+            for src, target, conds in self._edges.values():
+                if order.get(target, -1) <= order[src] or not any(src in b and target in b for b in loops):
+                    continue
+                for key in self._req.get(target, ()):
+                    need = conds.get(key, -1)
+                    if need is not None and need != -1 and need not in self._req[src]:
+                        self._req[src].add(need)
+                        changed = True
         out = []
         for ln in self.lines:
             if isinstance(ln, str) and ln.startswith("  br label %edge."):
-                target, near = self._edges[ln[len("  br label %"):]]
-                ln = f"  br label %{_label(target) if self._req.get(target, {0}) <= near else _check_label(target)}"
+                src, target, conds = self._edges[ln[len("  br label %"):]]
+                have = self._req[src]
+                ok = target in self._req and all(
+                    key in conds and (conds[key] is None or conds[key] in have) for key in self._req[target])
+                ln = f"  br label %{_label(target) if ok else _check_label(target)}"
             out.append(ln)
         self.lines = out
 
