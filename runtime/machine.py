@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from aotc.backend.abi import HTAB_EMPTY
 from aotc.errors import GuestFault, ImageError, UntranslatedCode
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
@@ -115,7 +114,8 @@ def _check_block_abi(native) -> None:
     from aotc.backend.abi import HTAB_EMPTY, PASSED_REGS, RETURNED_REGS
     from aotc.errors import RuntimeSetupError
 
-    if native.block_abi() != (PASSED_REGS, RETURNED_REGS) or getattr(native, "htab_empty", lambda: None)() != HTAB_EMPTY:
+    empty = getattr(native, "htab_empty", lambda: None)()
+    if native.block_abi() != (PASSED_REGS, RETURNED_REGS) or empty != HTAB_EMPTY:
         raise RuntimeSetupError("runtime/_native was built from other sources than this aotc "
                                 "(block calling convention differs): reinstall aotc (pip install -e .)")
 
@@ -191,7 +191,7 @@ class Machine:
             self._htab, self._mask = info.htab, info.mask
         else:
             # No image: table 1 is one empty slot (every lookup misses).
-            self._empty = (ctypes.c_uint64 * 2)(HTAB_EMPTY, 0)
+            self._empty = (ctypes.c_uint64 * 2)(self._native.htab_empty(), 0)
             self._htab, self._mask = ctypes.addressof(self._empty), 0
         self.stats = RunStats()
         self._jit = None
@@ -258,7 +258,7 @@ class Machine:
         # Retire the image: an empty table 1 for the dispatcher; from now on
         # every block comes from the fallback.
         self._image_code = None
-        self._empty = (ctypes.c_uint64 * 2)(HTAB_EMPTY, 0)
+        self._empty = (ctypes.c_uint64 * 2)(self._native.htab_empty(), 0)
         self._htab, self._mask = ctypes.addressof(self._empty), 0
         self._image_pcs = set()
         if self._jit is not None:
