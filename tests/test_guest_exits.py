@@ -247,3 +247,17 @@ def test_a_stack_pointer_used_as_scratch_is_legal(tmp_path, config_dir, engine):
     image, _ = build(tmp_path, "sp-scratch", words)
     proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
     assert proc.returncode == 0, proc.stderr.decode()      # exit(sp >> 32) with sp restored
+
+
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
+def test_a_sum_of_two_in_range_registers_past_the_space_faults(tmp_path, config_dir, engine):
+    """``ld a3, 8(a0 + a1)`` with a0 and a1 both in the guest space but their
+    sum past it (a base the entry checks do not cover): the access faults at
+    its true address on every engine."""
+    words = [*low32(10, 0xF000_0000), *low32(11, 0xF000_0000), jal_next(),
+             add(12, 10, 11), ld(13, 12, 8), addi(17, 0, 93), ECALL]
+    image, _ = build(tmp_path, "sum-wild", words)
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(image)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 139, err
+    assert f"SIGSEGV at pc {ENTRY + 32:#x}: invalid memory access at {0x1_E000_0008:#x}" in err, err
