@@ -23,17 +23,7 @@ from runtime.linux.kernel import LinuxKernel
 from runtime.linux.procfs import HostPath, ProcPath, host_fd_is_procfs
 from runtime.process import AuxvInfo, build_initial_stack
 
-AT_FDCWD = -100
-BUF = 0x10000
-BUF_SIZE = 0x10000
-
-
-@pytest.fixture
-def mem():
-    m = GuestMemory()
-    m.map(BUF, BUF_SIZE, PROT_READ | PROT_WRITE, "scratch")
-    yield m
-    m.release()
+from test_syscalls import AT_FDCWD, BUF, BUF_SIZE, mem  # noqa: F401  (the scratch-page fixture)
 
 
 @pytest.fixture
