@@ -41,11 +41,14 @@ from runtime.guest_memory import (PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, GuestM
                                   page_down, page_up)
 from runtime.host_libc import load_libc
 from runtime.linux.abi import SyscallAbi
+from runtime.linux.io_calls import IoCalls
+from runtime.linux.process_calls import ProcessCalls
 from runtime.linux.procfs import ProcView
+from runtime.linux.syscall_base import (MASK64, SYSCALLS, Errno, GuestExit, GuestKilled, host_check,
+                                        s32, s64, syscall)
 
 __all__ = ["LinuxKernel", "GuestExit", "GuestKilled", "FdTable"]
 
-MASK64 = (1 << 64) - 1
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_REMOVEDIR = 0x200
@@ -110,43 +113,8 @@ _libc.faccessat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.
 _libc.sysinfo.argtypes = [ctypes.c_void_p]
 
 
-class GuestExit(Exception):
-    """The guest called exit/exit_group; ``status`` is the low 8 bits."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"guest exited with status {status}")
-        self.status = status
-
-
-class GuestKilled(Exception):
-    """A signal the guest sent itself terminated it (default action); the caller adds the pc."""
-
-    def __init__(self, signal: int) -> None:
-        super().__init__(f"guest killed by signal {signal}")
-        self.signal = signal
-
-
-class _Errno(Exception):
-    """Raised inside handlers to return ``-errno``."""
-
-    def __init__(self, err: int) -> None:
-        self.err = err
-
-
-def _s32(x: int) -> int:
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x & 0x80000000 else x
-
-
-def _s64(x: int) -> int:
-    x &= MASK64
-    return x - (1 << 64) if x & (1 << 63) else x
-
-
-def _host_check(ret: int) -> int:
-    if ret < 0:
-        raise _Errno(ctypes.get_errno() or _errno.EIO)
-    return ret
+_Errno = Errno
+_s32, _s64, _host_check = s32, s64, host_check
 
 
 # --------------------------------------------------------------------------
@@ -233,21 +201,8 @@ class FdTable:
 
 
 # --------------------------------------------------------------------------
-# Handler registry: name → (method name, strace argument kinds)
-# --------------------------------------------------------------------------
-# Argument kinds for strace: d=signed int, u=unsigned, x=hex, p=pointer,
-# fd, dirfd, path, oflags, mode (octal), wbuf (buffer printed using next arg),
-# sig, prot, mflags.  Result kinds: "d" (default), "x" (pointer results).
-
-_SYSCALLS: dict[str, tuple[str, tuple[str, ...], str]] = {}
-
-
-def _sys(name: str, *kinds: str, result: str = "d", aliases: tuple[str, ...] = ()):
-    def deco(fn: Callable) -> Callable:
-        for n in (name, *aliases):
-            _SYSCALLS[n] = (fn.__name__, kinds, result)
-        return fn
-    return deco
+_SYSCALLS = SYSCALLS
+_sys = syscall
 
 
 _OFLAG_NAMES = [(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"),
@@ -320,7 +275,7 @@ def _quote(data: bytes, limit: int = 32) -> str:
 # The kernel
 # --------------------------------------------------------------------------
 
-class LinuxKernel:
+class LinuxKernel(IoCalls, ProcessCalls):
     """The emulated kernel state of one guest process and its syscall entry point."""
 
     def __init__(self, mem: GuestMemory, abi: SyscallAbi, *, brk_start: int, exe_path: str,
