@@ -32,6 +32,7 @@ import os
 import resource as _resource
 import stat as _stat
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -44,6 +45,7 @@ from runtime.linux.abi import SyscallAbi
 from runtime.linux.io_calls import IoCalls
 from runtime.linux.process_calls import ProcessCalls
 from runtime.linux.procfs import ProcView
+from runtime.linux.threads import GuestThread
 from runtime.linux.syscall_base import (MASK64, SYSCALLS, Errno, GuestExit, GuestKilled, host_check,
                                         s32, s64, syscall)
 
@@ -297,6 +299,10 @@ class LinuxKernel(IoCalls, ProcessCalls):
         self.mmap_min = page_up(mmap_min)
         self.pid = os.getpid()
         self.tid = self.pid
+        # Guest threads (runtime/linux/threads.py): ``current`` is the caller's.
+        self.main_thread = GuestThread(tid=self.pid)
+        self.threads: dict[int, GuestThread] = {self.pid: self.main_thread}
+        self._tls = threading.local()
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
         self.sigactions: dict[int, tuple[int, int, int, int]] = {}
@@ -365,6 +371,18 @@ class LinuxKernel(IoCalls, ProcessCalls):
         if self.strace is not None:
             self._log(line, ret, rkind)
         return ret
+
+    @property
+    def current(self) -> GuestThread:
+        """The guest thread making this system call."""
+        return getattr(self._tls, "thread", self.main_thread)
+
+    def signal_pending(self) -> bool:
+        """Whether the calling thread has a signal to take: a blocking call
+        that sees one (or whose wait on ``current.wake_fd`` returns) stops
+        with -EINTR."""
+        t = self.current
+        return bool((t.pending | self.pending_signals) & ~t.sigmask)
 
     def handles(self, nr: int) -> bool:
         return nr in self._handlers
