@@ -204,6 +204,7 @@ class Machine:
             self._image_code = ImageCode(segments)
         self.mem.on_mapping_change = self._mapping_changed
         self.kernel.on_icache_flush = self._icache_flushed
+        self.kernel.on_fork_child = self._after_fork_child
         if engine == "jit":
             self.jit.start_worker()   # warms up LLVM while the first block is looked up
 
@@ -230,6 +231,13 @@ class Machine:
 
             self._interp = Interpreter(self.mem)
         return self._interp
+
+    def _after_fork_child(self) -> None:
+        """In the child of a guest fork: nothing of the parent's runtime
+        that is not in this process's memory may be shared (the JIT's
+        compile worker is the parent's process, reached through pipes)."""
+        if self._jit is not None:
+            self._jit.after_fork()
 
     # -- stale translations (runtime/code_invalidation.py) ---------------------
     def _icache_flushed(self) -> None:

@@ -288,6 +288,8 @@ class LinuxKernel(IoCalls, ProcessCalls):
         self.abi = abi
         # Called by riscv_flush_icache: code bytes may have changed.
         self.on_icache_flush: Callable[[], None] | None = None
+        # Called in the child after a guest fork (process_calls.py), by the Machine.
+        self.on_fork_child: Callable[[], None] | None = None
         # --max-memory: mapped guest bytes may not grow beyond this (brk
         # fails, mmap/mremap return -ENOMEM, like an exhausted RLIMIT_AS).
         self.max_memory: int | None = None
