@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory", default=None, metavar="BYTES",
                    help="Cap guest memory, e.g. 64M: growth beyond fails with ENOMEM; a guest that "
                         "needs more at start exits with status 125.")
+    # Internal: a guest execve hands its argv, envp and fds to the new aotrun
+    # through this memfd (runtime/linux/process_calls.py, ExecHandover).
+    p.add_argument("--exec-handover", dest="exec_handover", type=int, default=None,
+                   help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version=f"aotrun, version {__version__}",
                    help="Show the version and exit.")
     p.add_argument("-h", "--help", action="help", help="Show this message and exit.")
@@ -92,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     except GuestFault as e:
         sys.stdout.flush()
         print(f"aotrun: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        sys.stderr.flush()
+        _die_by_signal(e.signal, e.exit_code)
     except AotcError as e:
         sys.stdout.flush()
         print(f"aotrun: error: {' '.join(str(e).split())}", file=sys.stderr)
@@ -100,9 +105,40 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(status)
 
 
+# Signals whose default action does not end a process.
+_NOT_FATAL = {17, 18, 19, 20, 21, 22, 23, 28}   # CHLD CONT STOP TSTP TTIN TTOU URG WINCH
+
+
+def _die_by_signal(sig: int, status: int) -> None:
+    """End aotrun by the signal that ended the guest, so that whoever waits
+    for it (a shell, a guest parent's wait4) sees WIFSIGNALED with that
+    signal, as for a native process: default disposition, unblocked, no
+    core file (RLIMIT_CORE 0).  Exit with ``status`` (128+signal) if the
+    signal does not end the process."""
+    import os
+    import resource
+    import signal
+
+    if 0 < sig < 65 and sig not in _NOT_FATAL:
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+        except (ValueError, OSError):
+            pass
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+            signal.raise_signal(sig)
+            os.kill(os.getpid(), sig)
+        except (ValueError, OSError):
+            pass
+    sys.exit(status)
+
+
 def _main(argv: list[str] | None) -> int:
     import os
+    import time
 
+    started = time.monotonic()
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     own, guest_args = _split_at_image(parser, argv)
@@ -117,15 +153,32 @@ def _main(argv: list[str] | None) -> int:
     show_stats, stats_json, record_profile = args.show_stats, args.stats_json, args.record_profile
     stats: dict | None = {} if (show_stats or stats_json or record_profile) else None
 
+    from runtime.linux import process_calls
+
+    argv0 = args.argv0
+    if args.exec_handover is not None:
+        # A guest execve'd this program: its argv and envp exactly, its fds.
+        handover = process_calls.ExecHandover.read_fd(args.exec_handover)
+        process_calls.set_pending_handover(handover)
+        argv0 = os.fsdecode(handover.argv[0])
+        guest_args = [os.fsdecode(a) for a in handover.argv[1:]]
+        env = process_calls.EnvPairs(handover.envp)      # type: ignore[assignment]
+    process_calls.enable_process_control(process_calls.LaunchOptions(
+        engine=args.engine, fallback=args.fallback, trust=tuple(str(t) for t in args.trust),
+        deadline=started + args.timeout if args.timeout is not None else None,
+        argv_prefix=(sys.executable, "-P", "-m", "runtime.cli")))
+
     from runtime.machine import run_image
 
+    pid = os.getpid()
     try:
         return run_image(args.image, tuple(guest_args), trust=tuple(args.trust), env=env,
-                         argv0=args.argv0, strace=sys.stderr if args.strace else None,
+                         argv0=argv0, strace=sys.stderr if args.strace else None,
                          engine=args.engine, fallback=args.fallback, stats=stats,
                          timeout=args.timeout, max_memory=max_memory)
     finally:
-        if stats:
+        # A process the guest forked reports nothing: the files are the parent's.
+        if stats and os.getpid() == pid:
             _report_stats(stats, show_stats, stats_json, record_profile, args.image)
 
 

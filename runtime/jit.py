@@ -128,6 +128,18 @@ class Jit:
             self._worker.close()
             self._worker = None
 
+    def after_fork(self) -> None:
+        """In the child of a guest fork: the compile worker is the parent's
+        (a child of the parent, reached through the parent's pipes).  Close
+        this process's copies of its pipes, so the worker sees EOF when the
+        parent closes its own, and forget it without waiting for it, killing
+        it or letting a finaliser do either; the next compile starts a
+        worker of this process's own.  Translations made so far stay: they
+        are in this process's memory."""
+        if self._worker is not None:
+            self._worker.disown()
+            self._worker = None
+
     def covered(self, pc: int) -> bool:
         return pc in self.image_pcs or pc in self.pcs
 
@@ -256,6 +268,25 @@ class _Worker:
             self.proc.wait(timeout=5)
         except Exception:
             self.proc.kill()
+
+    def disown(self) -> None:
+        """Drop this process's handles on a worker another process owns (after fork)."""
+        import subprocess
+
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                os.close(f.fileno())        # the fd only: a buffered close could flush into the pipe
+            except (OSError, ValueError):
+                pass
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
+        # Popen.__del__ and subprocess's reaping of "active" children would
+        # otherwise wait for a process that is not ours.
+        self.proc.returncode = 0
+        if self.proc in getattr(subprocess, "_active", []):
+            subprocess._active.remove(self.proc)
 
 
 def _load_sealed(so: bytes, pc: int):

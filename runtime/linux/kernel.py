@@ -43,7 +43,7 @@ from runtime.guest_memory import (PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, GuestM
 from runtime.host_libc import load_libc
 from runtime.linux.abi import SyscallAbi
 from runtime.linux.io_calls import IoCalls
-from runtime.linux.process_calls import ProcessCalls
+from runtime.linux.process_calls import JOB_CONTROL_IOCTLS, ProcessCalls
 from runtime.linux.procfs import ProcView
 from runtime.linux.threads import GuestThread
 from runtime.linux.syscall_base import (MASK64, SYSCALLS, Errno, GuestExit, GuestKilled, host_check,
@@ -889,6 +889,8 @@ class LinuxKernel(IoCalls, ProcessCalls):
     def sys_ioctl(self, fd: int, request: int, arg: int) -> int:
         host = self.fds.host(_s32(fd))
         req = request & 0xFFFFFFFF
+        if req in JOB_CONTROL_IOCTLS:       # TIOCGPGRP, TIOCSPGRP, TIOCGSID (process_calls.py)
+            return self._job_control_ioctl(host, req, arg)
         size = {TCGETS: 36, TIOCGWINSZ: 8}.get(req)
         if size is None:
             return -_errno.ENOTTY
@@ -1386,26 +1388,7 @@ class LinuxKernel(IoCalls, ProcessCalls):
     def sys_getegid(self) -> int:
         return os.getegid()
 
-    @_sys("getpgid", "d")
-    def sys_getpgid(self, pid: int) -> int:
-        if _s32(pid) not in (0, self.pid):
-            return -_errno.ESRCH
-        return os.getpgid(0)
-
-    @_sys("getpgrp")
-    def sys_getpgrp(self) -> int:
-        return os.getpgid(0)
-
-    @_sys("getsid", "d")
-    def sys_getsid(self, pid: int) -> int:
-        if _s32(pid) not in (0, self.pid):
-            return -_errno.ESRCH
-        return os.getsid(0)
-
-    @_sys("setsid")
-    def sys_setsid(self) -> int:
-        # Never detach the host process from its session on the guest's behalf.
-        return -_errno.EPERM
+    # getpgid, getpgrp, getsid, setsid, setpgid: process_calls.py.
 
     @_sys("uname", "p")
     def sys_uname(self, buf: int) -> int:
