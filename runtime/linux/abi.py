@@ -29,6 +29,8 @@ HOST_O_NOFOLLOW = 0o400000
 _TIMESPEC = struct.Struct("<qq")
 _RLIMIT = struct.Struct("<QQ")
 _UTS_FIELD = 65
+_EPOLL_PACKED = struct.Struct("<IQ")        # x86_64
+_EPOLL_PADDED = struct.Struct("<I4xQ")      # asm-generic
 
 # asm-generic struct stat (riscv64, aarch64): 128 bytes.
 _STAT_GENERIC = struct.Struct("<QQIIIIQQqiiqqQqQqQII")
@@ -57,6 +59,10 @@ class SyscallAbi:
     # Linux's TASK_SIZE for a user process of this ISA (the bound access_ok
     # checks a buffer against): riscv64 Sv39, x86_64 and aarch64 4-level.
     task_size: int = 1 << 38
+    # struct epoll_event: x86_64 declares it __attribute__((packed)) (12
+    # bytes: u32 events, u64 data at offset 4); every other ISA pads data
+    # to offset 8 (16 bytes).
+    epoll_event_packed: bool = False
     names: Mapping[int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -154,6 +160,20 @@ class SyscallAbi:
 
     rlimit_size = _RLIMIT.size
 
+    # -- struct epoll_event (see ``epoll_event_packed``) ---------------------
+    @property
+    def epoll_event_size(self) -> int:
+        return 12 if self.epoll_event_packed else 16
+
+    def pack_epoll_event(self, events: int, data: int) -> bytes:
+        if self.epoll_event_packed:
+            return _EPOLL_PACKED.pack(events & 0xFFFFFFFF, data & (1 << 64) - 1)
+        return _EPOLL_PADDED.pack(events & 0xFFFFFFFF, data & (1 << 64) - 1)
+
+    def unpack_epoll_event(self, raw: bytes) -> tuple[int, int]:
+        """→ (events, data)."""
+        return (_EPOLL_PACKED if self.epoll_event_packed else _EPOLL_PADDED).unpack(raw)
+
     def pack_utsname(self, *, sysname: str = "Linux", nodename: str = "localhost",
                      release: str = "6.1.0", version: str = "#1 SMP PREEMPT aotc",
                      domainname: str = "(none)") -> bytes:
@@ -188,6 +208,7 @@ X86_64_ABI = SyscallAbi(
     name="x86_64", machine="x86_64",
     numbers=dict(numbers.X86_64),
     stat_kind="x86_64", sigaction_has_restorer=True, minsigstksz=2048, task_size=(1 << 47) - 4096,
+    epoll_event_packed=True,
 )
 
 

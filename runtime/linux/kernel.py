@@ -1632,10 +1632,6 @@ class LinuxKernel(IoCalls, ProcessCalls):
         return 0
 
     # -- stubs ---------------------------------------------------------------
-    @_sys("socket", "d", "d", "d")
-    def sys_socket(self, *_a: int) -> int:
-        return -_errno.ENOSYS
-
     @_sys("arch_prctl", "x", "p")
     def sys_arch_prctl(self, *_a: int) -> int:
         # x86_64 FS/GS bases live in the CPU state: the caller handles this syscall.
