@@ -120,7 +120,47 @@ def reference_argv(binary: str) -> list:
         return [rel]
     if sample == "hello-dynamic":
         return [tool, "-L", RISCV64_SYSROOT, rel]
+    if sample in EXEC_SAMPLES and binfmt_available(tool):
+        return binfmt_wrapper(tool) + [rel]
     return [tool, rel]
+
+
+# Samples whose programs execve guest programs of their own ISA (forkexec
+# runs itself again). qemu-user hands an execve to the host kernel, which
+# cannot run a riscv64 or aarch64 ELF without a binfmt_misc entry, so these
+# references run in a private user and mount namespace with binfmt_misc
+# mounted (per user namespace since Linux 6.7) and that ISA's ELFs sent to
+# the same qemu; nothing outside the namespace changes.
+EXEC_SAMPLES = {"forkexec"}
+_BINFMT_MACHINE = {"qemu-riscv64": 243, "qemu-aarch64": 183}
+_BINFMT_SCRIPT = ('mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && '
+                  'printf "%s" "$1" > /proc/sys/fs/binfmt_misc/register && shift && exec "$@"')
+
+
+def binfmt_wrapper(tool: str) -> list:
+    """argv prefix that runs ``tool PROGRAM`` with a private binfmt_misc
+    entry for the tool's ISA (static ELF executables, ET_EXEC)."""
+    qemu = shutil.which(tool) or tool
+    magic = b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + b"\x02\x00" + \
+        _BINFMT_MACHINE[tool].to_bytes(2, "little")
+    mask = b"\xff" * 7 + b"\x00" + b"\xff" * 8 + b"\xfe\xff\xff\xff"
+    esc = "".join(f"\\x{b:02x}" for b in magic) + ":" + "".join(f"\\x{b:02x}" for b in mask)
+    entry = f":aotc-{tool}:M::{esc}:{qemu}:F"
+    return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _BINFMT_SCRIPT,
+            "sh", entry, qemu]
+
+
+@lru_cache(maxsize=None)
+def binfmt_available(tool: str) -> bool:
+    """Whether binfmt_wrapper works here (unshare, user namespaces, Linux >= 6.7)."""
+    if shutil.which("unshare") is None or shutil.which(tool) is None:
+        return False
+    try:
+        proc = subprocess.run(binfmt_wrapper(tool)[:-1] + ["true"], capture_output=True,
+                              timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
 
 
 def _no_core():
