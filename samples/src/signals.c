@@ -126,8 +126,8 @@ static void segv_fix(int sig, siginfo_t *si, void *uc)
     retry_count++;
     segv_addr = si->si_addr;
     segv_code = si->si_code;
-    if ((char *)si->si_addr >= retry_page && (char *)si->si_addr < retry_page + 4096)
-        mprotect(retry_page, 4096, PROT_READ | PROT_WRITE);
+    /* unconditionally: a wrong si_addr must print "no", not fault forever */
+    mprotect(retry_page, 4096, PROT_READ | PROT_WRITE);
 }
 
 /* -- SIGALRM ------------------------------------------------------------ */
