@@ -99,12 +99,20 @@ def load_expected(path: Path) -> dict:
 
 def run_tool(args: list[str], env: dict[str, str] | None = None, timeout: float = 120,
              cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run an installed console script (or module) and capture its output."""
+    """Run an installed console script (or module) and capture its output.
+
+    ``returncode`` is the status as a shell shows it: 128+signal for a
+    process killed by a signal (aotrun dies by the signal that killed its
+    guest, so a waiting parent sees WIFSIGNALED; subprocess reports -signal),
+    the convention of the recorded references (samples/record.py)."""
     full_env = {"PATH": os.environ.get("PATH", ""), "AOTC_CONFIG_DIR": os.environ.get("AOTC_CONFIG_DIR", ""),
                 "AOTC_CACHE_DIR": os.environ.get("AOTC_CACHE_DIR", "")}
     if env:
         full_env.update(env)
-    return subprocess.run(args, capture_output=True, timeout=timeout, env=full_env, cwd=cwd)
+    proc = subprocess.run(args, capture_output=True, timeout=timeout, env=full_env, cwd=cwd)
+    if proc.returncode < 0:
+        proc.returncode = 128 - proc.returncode
+    return proc
 
 
 def aotrun_cmd() -> list[str]:

@@ -598,16 +598,6 @@ class ProcessCalls:
             seen += 1
         return False
 
-    @staticmethod
-    def _exists(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
     def _signal_pid(self, pid: int, sig: int) -> None:
         """Send to a descendant: a direct child cannot be replaced by another
         process until we reap it; deeper ones go through a pidfd checked
@@ -626,17 +616,17 @@ class ProcessCalls:
     def _kill_other(self, pid: int, sig: int) -> int:
         """kill(pid, sig) for anything but our own pid (the caller delivers
         to ourselves).  A guest may signal only its descendants (children
-        it forked and theirs): pid > 0 names one (else -EPERM if the host
-        has such a process, -ESRCH if not); 0 is the descendants in our
-        process group, -1 all descendants, -pgid the descendants in that
-        group (-ESRCH when none matched: the caller combines that with its
-        own delivery for groups that hold us)."""
+        it forked and theirs): pid > 0 names one; 0 is the descendants in
+        our process group, -1 all descendants, -pgid the descendants in
+        that group.  Anything else is -ESRCH, whether or not the host has
+        such a process (a guest cannot probe for host processes; the caller
+        combines -ESRCH with its own delivery for groups that hold us)."""
         pid, sig = s32(pid), s32(sig)
         if sig < 0 or sig > 64:
             return -_errno.EINVAL
         if pid > 0:
             if not self._is_descendant(pid):
-                return -_errno.EPERM if self._exists(pid) else -_errno.ESRCH
+                return -_errno.ESRCH
             if sig:
                 self._signal_pid(pid, sig)
             return 0
@@ -653,17 +643,7 @@ class ProcessCalls:
                 sent += 1
             except (OSError, Errno):
                 continue
-        if sent:
-            return 0
-        if group is not None and group != os.getpgid(0):
-            try:
-                os.killpg(group, 0)
-                return -_errno.EPERM
-            except PermissionError:
-                return -_errno.EPERM
-            except OSError:
-                pass
-        return -_errno.ESRCH
+        return 0 if sent else -_errno.ESRCH
 
     def _tgkill_other(self, tgid: int, tid: int, sig: int) -> int:
         """tgkill to a thread of another process (tgid > 0 not ours), same policy."""
@@ -671,7 +651,7 @@ class ProcessCalls:
         if tgid <= 0 or tid <= 0 or sig < 0 or sig > 64:
             return -_errno.EINVAL
         if not self._is_descendant(tgid):
-            return -_errno.EPERM if self._exists(tgid) else -_errno.ESRCH
+            return -_errno.ESRCH
         if _libc.syscall(_HOST_TGKILL, tgid, tid, sig) < 0:
             return -(ctypes.get_errno() or _errno.ESRCH)
         return 0
