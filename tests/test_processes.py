@@ -42,6 +42,23 @@ def test_forkexec_matches_reference(engine, tmp_path, build_image_cached):
     assert err.count("guest SIGSEGV at pc") == 1, err
 
 
+def test_exec_under_aot_uses_the_build_cache(tmp_path):
+    """An exec'd guest ELF runs from an image made from the build cache when
+    `aotc build` translated it before (else the JIT runs the ELF)."""
+    from conftest import aotc_cmd
+
+    image = tmp_path / "m.so"
+    proc = run_tool([*aotc_cmd(), "build", "-q", str(MUSL), "-o", str(image)], timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool([*aotrun_cmd(), "--strace", "--clear-env", str(image), "run", str(MUSL), "showargs", "q"],
+                    timeout=300)
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, err
+    assert proc.stdout.decode().splitlines()[-1] == 'showargs: argv[2] = "q"'
+    line = next(x for x in err.splitlines() if x.startswith("[aotc] execve:"))
+    assert "--engine=aot" in line and "/exec-images/" in line, line
+
+
 def _interp(*args: str, cwd=None, strace: bool = False) -> subprocess.CompletedProcess:
     opts = ["--engine=interp", "--clear-env"] + (["--strace"] if strace else [])
     return run_tool([*aotrun_cmd(), *opts, *args], timeout=300, cwd=cwd)

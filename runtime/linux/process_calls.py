@@ -809,7 +809,10 @@ class ProcessCalls:
                 raise _ExecRefused(_errno.EACCES, "not a regular file")
             if os.fstatvfs(hfd).f_flag & os.ST_NOEXEC:
                 raise _ExecRefused(_errno.EACCES, "on a noexec mount")
-            if not os.access(f"/proc/self/fd/{hfd}", os.X_OK):
+            # An aotc image is data to aotrun (`aotrun image.so` needs no
+            # execute permission), and it is what /proc/self/exe names under
+            # the aot engine: exec'ing it needs none either.
+            if not os.access(f"/proc/self/fd/{hfd}", os.X_OK) and not self._is_image(hfd):
                 raise _ExecRefused(_errno.EACCES, "no execute permission")
         except BaseException:
             os.close(hfd)
@@ -859,15 +862,21 @@ class ProcessCalls:
                                                "exec riscv64 guest programs (the sandbox never runs host code)")
         raise _ExecRefused(_errno.ENOEXEC, f"a {machine} ELF: a riscv64 guest may only exec riscv64 guest programs")
 
+    @staticmethod
+    def _is_image(hfd: int) -> bool:
+        """Whether ``hfd`` ends in an aotc image footer."""
+        from aotc.image.layout import FOOTER_SIZE, MAGIC
+
+        size = os.fstat(hfd).st_size
+        return size >= FOOTER_SIZE and os.pread(hfd, len(MAGIC), size - FOOTER_SIZE) == MAGIC
+
     def _trusted_image(self, hfd: int):
         """An aotc image of a riscv64 guest signed by a key this run trusts, or None."""
         from aotc.errors import AotcError
-        from aotc.image import MAGIC
-        from aotc.image.layout import FOOTER_SIZE
 
-        size = os.fstat(hfd).st_size
-        if size < FOOTER_SIZE or os.pread(hfd, len(MAGIC), size - FOOTER_SIZE) != MAGIC:
+        if not self._is_image(hfd):
             return None
+        size = os.fstat(hfd).st_size
         from pathlib import Path
 
         from aotc.image import parse_image, verify_signature
