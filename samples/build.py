@@ -50,7 +50,7 @@ SUMS = ROOT / "samples" / "SHA256SUMS"
 C_SAMPLES = [
     "hello", "fileio", "qsort", "switch_interp", "recursion", "setjmp",
     "int128", "floats", "atomics", "strings", "crash", "compute", "abort",
-    "jitgen", "selfmod", "procwalk", "forkexec", "signals",
+    "jitgen", "selfmod", "procwalk", "forkexec", "signals", "iowait",
 ]
 ASM_SAMPLES = ["rv64_insns"]  # riscv64 only, no libc
 
