@@ -667,3 +667,45 @@ def test_strace_lines(mem, g):
         assert lines[1].startswith("epoll_create1(0x0) = ")
     finally:
         kern.close()
+
+
+def test_two_guest_threads_wait_independently(k, g, mem):
+    """Each guest thread waits on its own wake fd: a signal for one thread
+    interrupts its wait only; the other's wait goes on until its fd is ready."""
+    from runtime.linux.threads import GuestThread
+
+    r, w = pipe(k, g, mem)
+    ep = sc(k, "epoll_create1", 0)
+    r2, _w2 = pipe(k, g, mem)
+    sc(k, "epoll_ctl", ep, 1, r2, g.bytes(RISCV64_ABI.pack_epoll_event(EPOLLIN, 9)))
+    fds = g.bytes(struct.pack("<ihh", r, POLLIN, 0))
+    out = g.alloc(16)
+    ta, tb = GuestThread(tid=10001), GuestThread(tid=10002)
+    results: dict[str, int] = {}
+
+    def run(t, name, call):
+        k._tls.thread = t
+        results[name] = call()
+
+    a = threading.Thread(target=run, args=(ta, "poll", lambda: sc(k, "ppoll", fds, 1, 0, 0, 0)))
+    b = threading.Thread(target=run, args=(tb, "epoll",
+                                           lambda: sc(k, "epoll_pwait", ep, out, 1, -1, 0, 0)))
+    a.start()
+    b.start()
+    try:
+        time.sleep(0.1)
+        tb.pending |= 1 << (SIGUSR1 - 1)
+        tb.notify()
+        b.join(5)
+        assert results.get("epoll") == -errno.EINTR
+        time.sleep(0.05)
+        assert a.is_alive() and "poll" not in results
+        sc(k, "write", w, g.bytes(b"!"), 1)
+        a.join(5)
+        assert results.get("poll") == 1
+    finally:
+        os.write(k.fds.host(w), b"x")
+        a.join(5)
+        b.join(5)
+        ta.close()
+        tb.close()

@@ -40,7 +40,10 @@ Design choices, and why:
   take the connection in between: that accept then blocks on the host as
   a plain blocking accept would); a blocking ``connect`` is tried with the
   socket briefly non-blocking and retried while the listener's backlog is
-  full.  No lock is held while waiting.
+  full.  ``splice``/``tee``/``vmsplice`` run with SPLICE_F_NONBLOCK on the
+  host and wait the same way; ``sendfile`` and ``copy_file_range`` have no
+  such flag and block as the host fds do (as read/write in kernel.py do).
+  No lock is held while waiting.
 
 * **Sockets: AF_UNIX only; the guest does not reach the network.**
   ``socket``/``socketpair`` make AF_UNIX sockets only (any other family is
@@ -136,19 +139,16 @@ OPTMEM_MAX = 128 << 10                 # bound on control-message buffers (Linux
 OPTVAL_MAX = 4096
 
 # SOL_SOCKET options whose value is plain data (no pointers), asm-generic
-# numbering (x86_64 uses it too): debug reuseaddr type error dontroute
-# broadcast sndbuf rcvbuf keepalive oobinline no_check priority linger
-# bsdcompat reuseport passcred peercred rcvlowat sndlowat rcvtimeo sndtimeo
-# timestamp acceptconn peersec sndbufforce rcvbufforce passsec timestampns
-# mark timestamping protocol domain rxq_ovfl wifi_status peek_off nofcs
-# busy_poll incoming_cpu cookie peergroups zerocopy txtime binding
-# timestamp_new timestampns_new timestamping_new rcvtimeo_new sndtimeo_new
-# prefer_busy_poll busy_poll_budget netns_cookie buf_lock reserve_mem
-# txrehash rcvmark passpidfd peerpidfd.
-_SOCKOPTS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
-                       20, 21, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
-                       46, 49, 57, 59, 60, 61, 62, 63, 64, 65, 66, 67, 69, 70, 71, 72, 74,
-                       75, 76, 77})
+# numbering (x86_64 uses it too): 1-21 debug … sndtimeo_old (incl. linger,
+# passcred, peercred), 29-43 timestamp_old … nofcs (acceptconn, peersec,
+# buffer sizes, protocol, domain, peek_off), 46 busy_poll, 49
+# incoming_cpu, 57 cookie, 59-61 peergroups zerocopy txtime, 63-67 the
+# *_new timestamp and timeout options, 69-72 prefer_busy_poll …
+# buf_lock, 74-77 txrehash rcvmark passpidfd peerpidfd.  Not: filters and
+# BPF (26-27, 44, 48, 50-52, 68: pointers or programs), bindtodevice and
+# bindtoifindex (25, 62), peername (28, an address).
+_SOCKOPTS = frozenset([*range(1, 22), *range(29, 44), 46, 49, 57, 59, 60, 61,
+                       *range(63, 68), *range(69, 73), *range(74, 78)])
 
 MEMBARRIER_CMD_QUERY = 0
 MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE = 32
@@ -1239,8 +1239,9 @@ class IoCalls:
         _check(_libc.getsockopt, hfd, lvl, opt, buf, ctypes.byref(ln))
         data = buf.raw[:min(ln.value, n)]
         if opt == SO_PEERPIDFD and len(data) >= 4:
+            # a new pidfd (Linux makes it O_CLOEXEC) for the guest's table
             data = struct.pack("<i", self.fds.add(struct.unpack_from("<i", data)[0],
-                                                  cloexec=False)) + data[4:]
+                                                  cloexec=True)) + data[4:]
         self.mem.write(optval, data)
         self.mem.write(optlen, min(ln.value, 0xFFFFFFFF).to_bytes(4, "little"))
         return 0
