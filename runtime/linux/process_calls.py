@@ -309,7 +309,10 @@ class ProcessCalls:
             # CLONE_FS, CLONE_FILES, CLONE_PARENT, CLONE_PIDFD: nothing can be
             # shared between two host processes' emulated kernels.
             return -_errno.EINVAL
-        if _LAUNCH is None:
+        if _LAUNCH is None or self.abi.name == "x86_64":
+            # Not an aotrun process; or an x86_64 guest in a KVM vCPU, whose
+            # VM belongs to the process that made it (a forked child's
+            # KVM_RUN fails): no fork.
             return -_errno.ENOSYS
         state = self._guest_state()
         if state is None and (child_stack or flags & CLONE_SETTLS):
