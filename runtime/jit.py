@@ -54,10 +54,15 @@ class Htab:
     """A growable native hash table owned by Python (the dispatcher's table 2)."""
 
     def __init__(self, size: int = 256) -> None:
+        # Tables outgrown stay allocated: another guest thread's dispatcher
+        # may still be probing one (it sees the new table on its next entry).
+        self._outgrown: list[ctypes.Array] = []
         self._alloc(size)
         self.count = 0
 
     def _alloc(self, size: int) -> None:
+        if getattr(self, "table", None) is not None:
+            self._outgrown.append(self.table)
         self.size = size
         self.mask = size - 1
         self.table = empty_table(size)
@@ -73,7 +78,10 @@ class Htab:
             if slot[0] == HTAB_EMPTY or slot[0] == pc:
                 if slot[0] == HTAB_EMPTY:
                     self.count += 1
-                slot[0], slot[1] = pc, fn
+                # The function first: a dispatcher probing concurrently must
+                # never see the key with a stale function (x86 keeps store order).
+                slot[1] = fn
+                slot[0] = pc
                 return
             h = (h + 1) & self.mask
 
@@ -105,6 +113,7 @@ class Jit:
         self.mem = mem
         self.image_pcs = image_pcs
         self.table = Htab()
+        self._dropped_tables: list[Htab] = []
         self.opt_level = opt_level
         self.max_blocks = max_blocks
         self._libs: list = []           # dlopen'ed regions, kept loaded for good
@@ -167,6 +176,7 @@ class Jit:
             self._drop_all()
 
     def _drop_all(self) -> None:
+        self._dropped_tables.append(self.table)     # may still be probed by a running thread
         self.table = Htab()
         self.pcs = set()
         self.code_pages = set()

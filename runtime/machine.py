@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from aotc.isa.riscv64.state import (
     EXIT_FENCE_I,
     EXIT_FP_MODE,
     EXIT_INTERPRET,
+    EXIT_INTERRUPT,
     EXIT_ILLEGAL,
     EXIT_MISS,
     EXIT_SYSCALL,
@@ -120,6 +122,18 @@ def _check_block_abi(native) -> None:
                                 "(block calling convention differs): reinstall aotc (pip install -e .)")
 
 
+class _Cpu:
+    """One guest thread as the run loop sees it: its state, its own
+    interpreter (decoded blocks are per thread) and its last fault."""
+
+    def __init__(self, thread, state: GuestState) -> None:
+        self.thread = thread
+        self.state = state
+        self.interp = None
+        self.fault_addr = 0
+        self.fault_signal = 0
+
+
 class Machine:
     """A riscv64 guest process, backed by an AOT image (``image``) or run
     straight from a guest ELF (``elf``: no image table, every block comes
@@ -186,6 +200,12 @@ class Machine:
         self.state.pc = auxv.entry
         self.state.x[2] = sp
         self.state.reservation = _MASK64
+        self.kernel.main_thread.state = self.state
+        self._main_cpu = _Cpu(self.kernel.main_thread, self.state)
+        self._cpus = [self._main_cpu]
+        self._host_threads: list[threading.Thread] = []
+        self._jit_lock = threading.RLock()
+        self.kernel.spawn_thread = self._spawn_thread
         if image is not None:
             info = _ImageInfo.from_address(image.symbol_address(INFO_SYMBOL))
             self._htab, self._mask = info.htab, info.mask
@@ -226,11 +246,20 @@ class Machine:
 
     @property
     def interp(self):
-        if self._interp is None:
+        """The main thread's interpreter."""
+        return self._interp_of(self._main_cpu)
+
+    def _interp_of(self, cpu: _Cpu):
+        if cpu.interp is None:
             from runtime.interp import Interpreter
 
-            self._interp = Interpreter(self.mem)
-        return self._interp
+            cpu.interp = Interpreter(self.mem)
+            if cpu is self._main_cpu:
+                self._interp = cpu.interp
+        return cpu.interp
+
+    def _interps(self) -> list:
+        return [c.interp for c in list(self._cpus) if c.interp is not None]
 
     def _after_fork_child(self) -> None:
         """In the child of a guest fork: nothing of the parent's runtime
@@ -245,8 +274,8 @@ class Machine:
         if self._jit is not None:
             self._jit.invalidate_code()
             self.stats.jit_flushes = self._jit.flushes
-        if self._interp is not None:
-            self._interp.flush_decoded()
+        for it in self._interps():
+            it.flush_decoded()
         self._check_image("instruction cache flush")
 
     def _mapping_changed(self, start: int, end: int) -> None:
@@ -255,8 +284,8 @@ class Machine:
         if self._jit is not None and pages_overlap(self._jit.code_pages, start, end):
             self._jit.invalidate_code()
             self.stats.jit_flushes = self._jit.flushes
-        if self._interp is not None:
-            self._interp.mapping_changed(start, end)
+        for it in self._interps():
+            it.mapping_changed(start, end)
         if self._image_code is not None and self._image_code.overlaps(start, end):
             self._check_image(f"mapping change at {start:#x}-{end:#x}")
 
@@ -280,44 +309,49 @@ class Machine:
     def _native_covers(self, pc: int) -> bool:
         return pc in self.image_pcs() or (self._jit is not None and pc in self._jit.pcs)
 
-    def _run_fp_mode(self) -> int:
+    def _run_fp_mode(self, cpu: _Cpu) -> int:
         """EXIT_FP_MODE: translated code met an FP operation with rm = DYN
         while frm is RMM (x86 has no such mode) or reserved (SIGILL).  The
         interpreter runs it, then its basic block when the JIT can take over
         from there, or on to code the image or the JIT already covers."""
         self.stats.fp_mode_exits += 1
-        return self._run_interp(stop=(lambda pc: True) if self.fallback == "jit" else self._native_covers)
+        return self._run_interp(cpu, stop=(lambda pc: True) if self.fallback == "jit" else self._native_covers)
 
-    def _run_interpret_exit(self) -> int:
+    def _run_interpret_exit(self, cpu: _Cpu) -> int:
         """EXIT_INTERPRET: a block's entry range check found a register it
         accesses through outside the guest space (a wild pointer: the
         block faults, or does something odd but legal).  The interpreter
         runs the block, with exact faults, then translated code goes on."""
         self.stats.interpret_exits += 1
-        return self._run_interp(stop=(lambda pc: True) if self.fallback == "jit" else self._native_covers)
+        return self._run_interp(cpu, stop=(lambda pc: True) if self.fallback == "jit" else self._native_covers)
 
-    def _run_interp(self, stop: Callable[[int], bool] | None) -> int:
-        """Interpret until an exit, or until ``stop(pc)`` at a block boundary."""
+    def _run_interp(self, cpu: _Cpu, stop: Callable[[int], bool] | None) -> int:
+        """Interpret until an exit, or until ``stop(pc)`` at a block boundary,
+        or for at most INTERP_SLICE instructions (a signal waits for no more)."""
+        from runtime.linux.signals import INTERP_SLICE
+
         self.stats.interp_entries += 1
-        it = self.interp
+        it = self._interp_of(cpu)
+        st = cpu.state
         before = it.insns
-        code = it.run(self.state, stop=stop)
+        code = it.run(st, stop=stop, limit=INTERP_SLICE)
         self.stats.interp_instructions += it.insns - before
         if code == EXIT_FAULT:
-            self.state.fault_pc = self.state.pc
-            self._fault_addr = it.fault_addr if it.fault_addr is not None else self.state.pc
-            self._fault_signal = it.fault_signal
+            st.fault_pc = st.pc
+            cpu.fault_addr = it.fault_addr if it.fault_addr is not None else st.pc
+            cpu.fault_signal = it.fault_signal
         return code
 
-    def _run_native(self) -> int:
+    def _run_native(self, cpu: _Cpu) -> int:
         self.stats.native_entries += 1
-        if self._jit is not None:
-            t = self._jit.table
-            return self._native.run(ctypes.addressof(self.state), self.mem.base, self._htab, self._mask,
+        jit = self._jit
+        if jit is not None:
+            t = jit.table
+            return self._native.run(ctypes.addressof(cpu.state), self.mem.base, self._htab, self._mask,
                                     t.address, t.mask)
-        return self._native.run(ctypes.addressof(self.state), self.mem.base, self._htab, self._mask)
+        return self._native.run(ctypes.addressof(cpu.state), self.mem.base, self._htab, self._mask)
 
-    def _miss(self, pc: int) -> int | None:
+    def _miss(self, cpu: _Cpu, pc: int) -> int | None:
         """A lookup miss at pc: JIT-compile it, or interpret up to native code."""
         if self._native_covers(pc):
             return None      # translated since the exiting block was compiled
@@ -326,15 +360,18 @@ class Machine:
         if self.fallback == "none":
             raise UntranslatedCode(pc)
         if self.fallback == "interp":
-            return self._run_interp(stop=self._native_covers)
-        jit = self.jit
-        if not jit.compile(pc):
-            what = "misaligned" if pc & 1 else "non-executable"
-            raise GuestFault(signal.SIGSEGV, pc, f"instruction fetch from {what} address {pc:#x}")
-        self.stats.jit_compiles += 1
-        self.stats.jit_blocks = jit.blocks
-        self.stats.jit_seconds = jit.compile_seconds
-        self.stats.jit_worker_start_seconds = jit.worker_start_seconds
+            return self._run_interp(cpu, stop=self._native_covers)
+        with self._jit_lock:
+            if self._native_covers(pc):
+                return None                  # another thread compiled it meanwhile
+            jit = self.jit
+            if not jit.compile(pc):
+                what = "misaligned" if pc & 1 else "non-executable"
+                raise GuestFault(signal.SIGSEGV, pc, f"instruction fetch from {what} address {pc:#x}")
+            self.stats.jit_compiles += 1
+            self.stats.jit_blocks = jit.blocks
+            self.stats.jit_seconds = jit.compile_seconds
+            self.stats.jit_worker_start_seconds = jit.worker_start_seconds
         return None
 
     def _guest_pc_of_host(self, host_pc: int) -> int | None:
@@ -352,58 +389,205 @@ class Machine:
             return None
         return self._code_map.guest_pc(host_pc)
 
+    # -- threads ----------------------------------------------------------------
+    def _spawn_thread(self, child, setup: Callable) -> tuple[int, Callable[[], None]]:
+        """clone(CLONE_THREAD): a host thread for guest thread ``child``, its
+        state set up by ``setup``; → (tid, start), the thread waiting to run
+        guest code until ``start()`` (the kernel writes the tid first)."""
+        state = GuestState()
+        setup(state)
+        child.state = state
+        cpu = _Cpu(child, state)
+        started, go = threading.Event(), threading.Event()
+        box: dict[str, int] = {}
+
+        def body() -> None:
+            box["tid"] = threading.get_native_id()
+            started.set()
+            go.wait()
+            self._thread_main(cpu)
+
+        th = threading.Thread(target=body, name="aotc-guest-thread", daemon=True)
+        th.start()
+        started.wait()
+        self._cpus.append(cpu)
+        self._host_threads.append(th)
+        self.kernel.register_thread(child, box["tid"])
+        return box["tid"], go.set
+
+    def _thread_main(self, cpu: _Cpu) -> None:
+        """A guest thread other than the first, to its end."""
+        from runtime.linux.threads import ThreadExit
+
+        k = self.kernel
+        k.bind_thread(cpu.thread)
+        _set_guest_segment(self._native, self.mem.base)
+        try:
+            self._run_cpu(cpu)
+        except ThreadExit:
+            pass
+        except GuestFault as e:
+            k.terminate(outcome=e)
+        except BaseException as e:          # an internal error: the main thread reports it
+            k.terminate(outcome=e)
+        finally:
+            k.thread_exited(cpu.thread)
+            with k._sig_lock:
+                if not k.exiting and not k._live_threads():
+                    k.terminate(status=0)
+
+    # -- the run loop ---------------------------------------------------------------
     def run(self) -> int:
         """Run to completion; return the guest's exit status (or raise GuestFault)."""
-        from runtime.linux.kernel import GuestExit, GuestKilled
+        from runtime.linux.kernel import GuestExit
+        from runtime.linux.threads import ThreadExit
 
-        st = self.state
-        self._fault_addr = 0
-        self._fault_signal = 0
+        k = self.kernel
+        k.start_signal_router()
+        try:
+            try:
+                return self._run_cpu(self._main_cpu)
+            except ThreadExit:
+                # The first thread ended (pthread_exit) while others run: the
+                # process ends with the last of them, or with exit_group.
+                k.process_done.wait()
+            out = k.outcome
+            if isinstance(out, GuestExit):
+                return out.status & 0xFF
+            raise out if out is not None else GuestFault(signal.SIGKILL, self.state.pc, "lost")
+        finally:
+            k.terminate(status=0)          # stop any thread still running
+            k.stop_signal_router()
+
+    def _outcome(self, cpu: _Cpu) -> int:
+        """The process is ending (another thread's exit_group or fatal
+        signal): the first thread reports how; the others end."""
+        from runtime.linux.kernel import GuestExit
+        from runtime.linux.threads import ThreadExit
+
+        if cpu is not self._main_cpu:
+            raise ThreadExit()
+        out = self.kernel.outcome
+        if isinstance(out, GuestExit):
+            return out.status & 0xFF
+        raise out if out is not None else ThreadExit()
+
+    def _fatal(self, cpu: _Cpu, fault: GuestFault) -> None:
+        """A signal's default action ends the process (from any thread)."""
+        self.kernel.terminate(outcome=fault)
+        raise fault
+
+    def _deliver(self, cpu: _Cpu) -> None:
+        """Take the thread's pending signals at a safe point."""
+        from runtime.linux.kernel import GuestKilled
+
+        try:
+            self.kernel.deliver_signals(cpu.thread)
+        except GuestKilled as e:
+            self._fatal(cpu, GuestFault(e.signal, cpu.state.pc, "killed by signal"))
+
+    def _fault(self, cpu: _Cpu, sig: int, code: int, addr: int, message: str) -> None:
+        """A synchronous signal at the guest instruction at state.pc: to the
+        guest's handler, or the process dies with ``message``."""
+        from runtime.linux.kernel import GuestKilled
+        from runtime.linux.sigframe import SigInfo
+
+        try:
+            self.kernel.deliver_fault(cpu.thread, sig, SigInfo(signo=sig, code=code, addr=addr & _MASK64))
+        except GuestKilled as e:
+            self._fatal(cpu, GuestFault(e.signal, cpu.state.pc, message))
+
+    def _run_cpu(self, cpu: _Cpu) -> int:
+        """One guest thread's loop: run code, serve its exits; returns the
+        process's exit status (first thread) or raises ThreadExit."""
+        from runtime.linux.kernel import GuestExit, GuestKilled
+        from runtime.linux.signals import ERESTARTSYS, ResumeGuest
+
+        k = self.kernel
+        t = cpu.thread
+        st = cpu.state
+        cpu.fault_addr = 0
+        cpu.fault_signal = 0
         interp_only = self.engine == "interp"
         while True:
+            if k.exiting:
+                return self._outcome(cpu)
+            if st.interrupt:
+                st.interrupt = 0
+                t.clear_wake()
+                self._deliver(cpu)
+                continue
             if st.pc & 1:
                 # The entry point, or a pc a syscall (sigreturn) set: no engine
                 # can fetch there (jalr clears bit 0, branch offsets are even).
-                raise GuestFault(signal.SIGSEGV, st.pc, f"instruction fetch from misaligned address {st.pc:#x}")
+                self._fault(cpu, signal.SIGSEGV, 1, st.pc,
+                            f"instruction fetch from misaligned address {st.pc:#x}")
+                continue
+            if st.pc == k.sigreturn_pc and k.sigreturn_pc:
+                # The signal trampoline (``li a7, 139; ecall``): served here,
+                # so no engine needs to translate it.
+                try:
+                    k.sys_rt_sigreturn()
+                except ResumeGuest:
+                    pass
+                except GuestKilled as e:
+                    self._fatal(cpu, GuestFault(e.signal, st.pc, "bad signal frame"))
+                continue
             if interp_only:
-                code = self._run_interp(stop=None)
+                code = self._run_interp(cpu, stop=None)
             else:
-                code = self._run_native()
+                code = self._run_native(cpu)
                 if code == EXIT_FAULT:
-                    self._fault_addr, host_pc, self._fault_signal, guest_pc = self._native.last_fault()
+                    cpu.fault_addr, host_pc, cpu.fault_signal, guest_pc = self._native.last_fault()
                     if guest_pc == _MASK64:        # not the out-of-range trap: map the host pc
                         guest_pc = self._guest_pc_of_host(host_pc)
                     if guest_pc is not None:
                         st.fault_pc = guest_pc
             if code == EXIT_FP_MODE:
-                code = self._run_fp_mode()
+                code = self._run_fp_mode(cpu)
             elif code == EXIT_INTERPRET:
-                code = self._run_interpret_exit()
+                code = self._run_interpret_exit(cpu)
             while code == EXIT_MISS:
-                code = self._miss(st.pc)
+                if st.pc == k.sigreturn_pc and k.sigreturn_pc:
+                    code = None
+                    break
+                code = self._miss(cpu, st.pc)
                 if code is None:
                     break
-            if code is None or code == EXIT_CONTINUE:
+            if code is None or code == EXIT_CONTINUE or code == EXIT_INTERRUPT:
                 continue
             if code == EXIT_SYSCALL:
                 self.stats.syscalls += 1
                 x = st.x
                 try:
-                    ret = self.kernel.syscall(x[17], (x[10], x[11], x[12], x[13], x[14], x[15]))
+                    ret = k.syscall(x[17], (x[10], x[11], x[12], x[13], x[14], x[15]))
                 except GuestExit as e:
-                    return e.status & 0xFF
+                    k.terminate(outcome=e)
+                    return self._outcome(cpu)
                 except GuestKilled as e:
-                    raise GuestFault(e.signal, st.pc, "killed by signal") from None
-                x[10] = ret & _MASK64
-                st.pc += 4
+                    self._fatal(cpu, GuestFault(e.signal, st.pc, "killed by signal"))
+                except ResumeGuest:
+                    continue                         # rt_sigreturn restored the state
+                if ret == -ERESTARTSYS:
+                    if not k.restart_after_interrupt():
+                        x[10] = -4 & _MASK64         # EINTR
+                        st.pc += 4
+                    # else: the ecall runs again after the handler (a0 unchanged)
+                else:
+                    x[10] = ret & _MASK64
+                    st.pc += 4
+                if (t.pending | k.pending_signals) & ~t.sigmask:
+                    self._deliver(cpu)
             elif code == EXIT_FAULT:
-                sig = self._fault_signal or signal.SIGSEGV
+                sig = cpu.fault_signal or signal.SIGSEGV
                 what = "bus error" if sig == signal.SIGBUS else "invalid memory access"
-                raise GuestFault(sig, st.fault_pc, f"{what} at {self._fault_addr & _MASK64:#x}")
+                st.pc = st.fault_pc
+                self._fault(cpu, sig, 2 if sig == signal.SIGBUS else 1, cpu.fault_addr,
+                            f"{what} at {cpu.fault_addr & _MASK64:#x}")
             elif code == EXIT_ILLEGAL:
-                raise GuestFault(signal.SIGILL, st.pc, f"illegal instruction {st.exit_info:#x}")
+                self._fault(cpu, signal.SIGILL, 1, st.pc, f"illegal instruction {st.exit_info:#x}")
             elif code == EXIT_BREAK:
-                raise GuestFault(signal.SIGTRAP, st.pc, "ebreak")
+                self._fault(cpu, signal.SIGTRAP, 1, st.pc, "ebreak")
             elif code == EXIT_FENCE_I:
                 st.pc = st.exit_info
                 self._icache_flushed()
@@ -433,10 +617,18 @@ class Machine:
         return out
 
     def close(self) -> None:
+        self.kernel.terminate(status=0)
+        alive = False
+        for th in self._host_threads:
+            th.join(timeout=2.0)
+            alive = alive or th.is_alive()
         if self._jit is not None:
             self._jit.close()
         self.kernel.close()
-        self.mem.release()
+        if not alive:
+            # A thread stuck in a host call may still touch guest memory:
+            # then the arena stays mapped until the process exits.
+            self.mem.release()
 
 
 def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = (),

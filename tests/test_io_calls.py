@@ -105,8 +105,11 @@ def sockaddr_un(path: bytes) -> bytes:
 
 def signal_later(k, delay=0.1, sig=SIGUSR1, thread=None):
     """Mark ``sig`` pending for the (main) guest thread and notify its wake fd
-    from another host thread, as the signal code does."""
+    from another host thread, as the signal code does.  The guest has a
+    handler for it (else its default action would end the process on the
+    way out of the call)."""
     t = thread or k.main_thread
+    k.sigactions[sig] = (0x10000, 0, 0, 0)
 
     def fire():
         time.sleep(delay)
@@ -454,6 +457,7 @@ def test_ppoll_sigmask_blocks_then_restores(k, g, mem):
 def test_ready_fds_win_over_a_pending_signal(k, g, mem):
     r, w = pipe(k, g, mem)
     sc(k, "write", w, g.bytes(b"x"), 1)
+    k.sigactions[SIGUSR1] = (0x10000, 0, 0, 0)      # a handler: pending, not fatal
     k.main_thread.pending = 1 << (SIGUSR1 - 1)
     k.main_thread.notify()
     fds = g.bytes(struct.pack("<ihh", r, POLLIN, 0))
@@ -681,6 +685,7 @@ def test_two_guest_threads_wait_independently(k, g, mem):
     fds = g.bytes(struct.pack("<ihh", r, POLLIN, 0))
     out = g.alloc(16)
     ta, tb = GuestThread(tid=10001), GuestThread(tid=10002)
+    k.sigactions[SIGUSR1] = (0x10000, 0, 0, 0)      # a handler: pending, not fatal
     results: dict[str, int] = {}
 
     def run(t, name, call):

@@ -29,6 +29,7 @@ from aotc.isa.riscv64.state import (
     EXIT_FENCE_I,
     EXIT_FP_MODE,
     EXIT_INTERPRET,
+    EXIT_INTERRUPT,
     EXIT_ILLEGAL,
     EXIT_MISS,
     EXIT_RETURN,
@@ -44,6 +45,7 @@ _RES = OFFSETS["reservation"]
 _FAULT_PC = OFFSETS["fault_pc"]
 _EXIT_INFO = OFFSETS["exit_info"]
 _SP_LIMIT = OFFSETS["host_sp_limit"]
+_INTERRUPT = OFFSETS["interrupt"]
 
 # Round-to-integral (constrained) intrinsic per static rounding mode; DYN uses
 # nearbyint, which rounds with the host FPU's current mode: the guest's frm
@@ -1361,9 +1363,29 @@ class LLVMBuilder:
             agg = self._emit(f"insertvalue {cc.ret_type} {agg}, i64 {v}, {i}", cc.ret_type).name
         self.lines.append(f"  ret {cc.ret_type} {agg}")
 
+    def _safe_point(self, target: "int | V") -> None:
+        """A safe point before control goes on to ``target``: if the state's
+        interrupt word is set (a signal waits for this thread), leave with
+        EXIT_INTERRUPT at ``target``, every register in the state, so the
+        runtime can deliver it.  Emitted where guest code can loop without
+        coming back to the dispatcher: backward branches and jumps, calls
+        to a lower or equal pc (recursion), and indirect jumps; so a
+        thread spinning without system calls still takes its signals.
+        The load is volatile: LLVM may not hoist it out of the loop."""
+        self._n += 1
+        n = self._n
+        word = self._emit(f"load volatile i64, ptr {self._slot(_INTERRUPT)}, align 8", "i64")
+        calm = self._emit(f"icmp eq i64 {word}, 0", "i1")
+        self.lines.append(f"  br i1 {calm}, label %go{n}, label %intr{n}, !prof !0")
+        self.lines.append(f"intr{n}:")
+        self._exit(EXIT_INTERRUPT, target)
+        self.lines.append(f"go{n}:")
+
     def _goto(self, target: int) -> None:
         """Tail-call a known block, or leave with a miss for an unknown one."""
         self._ensure_sp(target)
+        if target <= self._block_pc and (target in self.known or self.region is not None and target in self.region):
+            self._safe_point(target)
         if self.region is not None and target in self.region:
             self.lines.append(f"  br label %{self._entry_label(target)}")
         elif target in self.dispatch_only:
@@ -1402,6 +1424,8 @@ class LLVMBuilder:
         self._flush()
         if returns_to is not None and target in self.known and target not in self.dispatch_only:
             self._ensure_sp(target)
+            if target <= self._block_pc:
+                self._safe_point(target)
             self._exit_flush()
             self.callees.add(target)
             self._host_call(f"@{block_symbol(target)}", returns_to)
@@ -1504,6 +1528,7 @@ class LLVMBuilder:
         t, f = f"hit{self._n}", f"miss{self._n}"
         self.lines.append(f"  br i1 {hit}, label %{t}, label %{f}, !prof !0")
         self.lines.append(f"{t}:")
+        self._safe_point(target)
         fnslot = self._emit(f"getelementptr inbounds i8, ptr {entry}, i64 8", "ptr")
         fn = self._emit(f"load ptr, ptr {fnslot}, align 8", "ptr")
         if returns_to is not None:

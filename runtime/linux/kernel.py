@@ -31,8 +31,8 @@ import fcntl as _fcntl
 import os
 import resource as _resource
 import stat as _stat
+import select
 import struct
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -45,7 +45,8 @@ from runtime.linux.abi import SyscallAbi
 from runtime.linux.io_calls import IoCalls
 from runtime.linux.process_calls import JOB_CONTROL_IOCTLS, ProcessCalls
 from runtime.linux.procfs import ProcView
-from runtime.linux.threads import GuestThread
+from runtime.linux.signals import ERESTARTSYS, SIGPIPE, ResumeGuest, SignalCalls
+from runtime.linux.threads import ThreadCalls, ThreadExit
 from runtime.linux.syscall_base import (MASK64, SYSCALLS, Errno, GuestExit, GuestKilled, host_check,
                                         s32, s64, syscall)
 
@@ -116,6 +117,10 @@ _libc.sysinfo.argtypes = [ctypes.c_void_p]
 
 
 _Errno = Errno
+# Writes that raise SIGPIPE on EPIPE (unless MSG_NOSIGNAL, for the send calls).
+_SIGPIPE_CALLS = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg",
+                            "sendmmsg", "sendfile", "splice", "copy_file_range"})
+_MSG_NOSIGNAL = 0x4000
 _s32, _s64, _host_check = s32, s64, host_check
 
 
@@ -277,7 +282,7 @@ def _quote(data: bytes, limit: int = 32) -> str:
 # The kernel
 # --------------------------------------------------------------------------
 
-class LinuxKernel(IoCalls, ProcessCalls):
+class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls):
     """The emulated kernel state of one guest process and its syscall entry point."""
 
     def __init__(self, mem: GuestMemory, abi: SyscallAbi, *, brk_start: int, exe_path: str,
@@ -300,17 +305,9 @@ class LinuxKernel(IoCalls, ProcessCalls):
         self.mmap_top = min(page_down(mmap_base_hint), mem.limit)
         self.mmap_min = page_up(mmap_min)
         self.pid = os.getpid()
-        self.tid = self.pid
-        # Guest threads (runtime/linux/threads.py): ``current`` is the caller's.
-        self.main_thread = GuestThread(tid=self.pid)
-        self.threads: dict[int, GuestThread] = {self.pid: self.main_thread}
-        self._tls = threading.local()
-        self.clear_child_tid = 0
-        self.robust_list = (0, 0)
-        self.sigactions: dict[int, tuple[int, int, int, int]] = {}
-        self.sigmask = 0
-        self.pending_signals = 0
-        self.altstack = (0, SS_DISABLE, 0)
+        # Guest threads (threads.py; ``current`` is the caller's) and signals (signals.py).
+        self._init_threads()
+        self._init_signals()
         self.rlimits: dict[int, tuple[int, int]] = {}
         for res in range(16):
             try:
@@ -370,28 +367,36 @@ class LinuxKernel(IoCalls, ProcessCalls):
                 self.strace.write(f"{line} = ?\n+++ killed by {self._signame(e.signal)} +++\n")
                 self.strace.flush()
             raise
+        except (ResumeGuest, ThreadExit):
+            if self.strace is not None:
+                self.strace.write(f"{line} = ?\n")
+                self.strace.flush()
+            raise
+        if ret == -_errno.EPIPE and name in _SIGPIPE_CALLS and not (
+                name.startswith("send") and a[3] & _MSG_NOSIGNAL):
+            self.post_signal(SIGPIPE, thread=self.current)   # as Linux does on a broken pipe
         if self.strace is not None:
             self._log(line, ret, rkind)
+        if (self.pending_signals or self.current.pending) and (sig := self.fatal_pending()):
+            if self.strace is not None:
+                self.strace.write(f"+++ killed by {self._signame(sig)} +++\n")
+                self.strace.flush()
+            raise GuestKilled(sig)
         return ret
 
     @property
-    def current(self) -> GuestThread:
-        """The guest thread making this system call."""
+    def current(self):
+        """The guest thread making this system call (threads.py)."""
         return getattr(self._tls, "thread", self.main_thread)
-
-    def signal_pending(self) -> bool:
-        """Whether the calling thread has a signal to take: a blocking call
-        that sees one (or whose wait on ``current.wake_fd`` returns) stops
-        with -EINTR."""
-        t = self.current
-        return bool((t.pending | self.pending_signals) & ~t.sigmask)
 
     def handles(self, nr: int) -> bool:
         return nr in self._handlers
 
     def close(self) -> None:
-        """Close every host fd the guest's table owns."""
+        """Close every host fd the guest's table owns, and the threads' wake fds."""
         self.fds.close_all()
+        for t in self.threads.values():
+            t.close()
 
     # -- strace --------------------------------------------------------------
     @staticmethod
@@ -501,6 +506,27 @@ class LinuxKernel(IoCalls, ProcessCalls):
     # ======================================================================
     # File I/O
     # ======================================================================
+    def _wait_fd(self, host: int, write: bool) -> int:
+        """Before a read or write that may block: while the guest catches
+        signals, wait until ``host`` is ready or a signal arrives for this
+        thread (→ -ERESTARTSYS: restarted or -EINTR, as Linux does); 0 to
+        go on.  Without handlers nothing can interrupt the call: no wait."""
+        if not self.catching:
+            return 0
+        event = select.POLLOUT if write else select.POLLIN
+        p = select.poll()
+        p.register(host, event)
+        if p.poll(0):
+            return 0
+        t = self.current
+        p.register(t.wake_fd, select.POLLIN)
+        while True:
+            t.clear_wake()
+            if self.signal_pending():
+                return -ERESTARTSYS
+            if any(fd == host for fd, _ev in p.poll()):
+                return 0
+
     @_sys("read", "fd", "p", "u")
     def sys_read(self, fd: int, buf: int, count: int) -> int:
         host = self.fds.host(_s32(fd))
@@ -511,6 +537,9 @@ class LinuxKernel(IoCalls, ProcessCalls):
         n = self._prefix(buf, count, PROT_WRITE)
         if n == 0:
             return -_errno.EFAULT
+        wait = self._wait_fd(host, write=False)
+        if wait:
+            return wait
         return _host_check(_libc.read(host, self.mem.host_address(buf), n))
 
     @_sys("write", "fd", "wbuf", "u")
@@ -523,6 +552,9 @@ class LinuxKernel(IoCalls, ProcessCalls):
         n = self._prefix(buf, count, PROT_READ)
         if n == 0:
             return -_errno.EFAULT
+        wait = self._wait_fd(host, write=True)
+        if wait:
+            return wait
         return _host_check(_libc.write(host, self.mem.host_address(buf), n))
 
     @_sys("pread64", "fd", "p", "u", "d")
@@ -1192,181 +1224,13 @@ class LinuxKernel(IoCalls, ProcessCalls):
     # ======================================================================
     # Process, signals, identity
     # ======================================================================
-    @_sys("exit", "d")
-    def sys_exit(self, status: int) -> int:
-        raise GuestExit(status & 0xFF)
-
-    @_sys("exit_group", "d")
-    def sys_exit_group(self, status: int) -> int:
-        raise GuestExit(status & 0xFF)
-
-    @_sys("set_tid_address", "p")
-    def sys_set_tid_address(self, tidptr: int) -> int:
-        self.clear_child_tid = tidptr
-        return self.tid
-
-    @_sys("set_robust_list", "p", "u")
-    def sys_set_robust_list(self, head: int, length: int) -> int:
-        if length != 24:
-            return -_errno.EINVAL
-        self.robust_list = (head, length)
-        return 0
-
-    @_sys("get_robust_list", "d", "p", "p")
-    def sys_get_robust_list(self, pid: int, head_ptr: int, len_ptr: int) -> int:
-        if _s32(pid) not in (0, self.pid):
-            return -_errno.ESRCH
-        self.mem.write_u64(head_ptr, self.robust_list[0])
-        self.mem.write_u64(len_ptr, self.robust_list[1])
-        return 0
-
     @_sys("rseq", "p", "u", "x", "x")
     def sys_rseq(self, *_a: int) -> int:
         return -_errno.ENOSYS
 
-    def _default_fatal(self, sig: int) -> bool:
-        return sig not in _SIG_DEFAULT_IGNORE and sig not in _SIG_DEFAULT_STOP
-
-    def _deliver(self, sig: int) -> None:
-        """Send ``sig`` to ourselves: ignore, leave pending, or terminate."""
-        bit = 1 << (sig - 1)
-        handler = self.sigactions.get(sig, (SIG_DFL, 0, 0, 0))[0]
-        if sig not in (SIGKILL, SIGSTOP) and self.sigmask & bit:
-            if handler != SIG_IGN:
-                self.pending_signals |= bit
-            return
-        self._act(sig)
-
-    def _act(self, sig: int) -> None:
-        handler = self.sigactions.get(sig, (SIG_DFL, 0, 0, 0))[0]
-        bit = 1 << (sig - 1)
-        if sig == SIGKILL:
-            raise GuestKilled(sig)
-        if handler == SIG_IGN or sig == SIGSTOP:
-            return
-        if handler == SIG_DFL:
-            if self._default_fatal(sig):
-                raise GuestKilled(sig)
-            return
-        # A user handler: we cannot run it here; it stays pending for the caller.
-        self.pending_signals |= bit
-
-    def _check_unblocked_pending(self) -> None:
-        ready = self.pending_signals & ~self.sigmask
-        for sig in range(1, NSIG + 1):
-            bit = 1 << (sig - 1)
-            if ready & bit:
-                handler = self.sigactions.get(sig, (SIG_DFL, 0, 0, 0))[0]
-                if handler in (SIG_DFL, SIG_IGN):
-                    self.pending_signals &= ~bit
-                    self._act(sig)
-
-    def _signal_self(self, sig: int) -> int:
-        if sig < 0 or sig > NSIG:
-            return -_errno.EINVAL
-        if sig == 0:
-            return 0
-        self._deliver(sig)
-        return 0
-
-    @_sys("kill", "d", "sig")
-    def sys_kill(self, pid: int, sig: int) -> int:
-        p = _s32(pid)
-        if p == -1:
-            return -_errno.EPERM          # "every process we may signal": never the host's
-        if p in (self.pid, 0) or p == -os.getpgid(0):
-            return self._signal_self(_s32(sig))
-        return -_errno.ESRCH
-
-    @_sys("tkill", "d", "sig")
-    def sys_tkill(self, tid: int, sig: int) -> int:
-        if _s32(tid) <= 0:
-            return -_errno.EINVAL
-        if _s32(tid) != self.tid:
-            return -_errno.ESRCH
-        return self._signal_self(_s32(sig))
-
-    @_sys("tgkill", "d", "d", "sig")
-    def sys_tgkill(self, tgid: int, tid: int, sig: int) -> int:
-        if _s32(tgid) <= 0 or _s32(tid) <= 0:
-            return -_errno.EINVAL
-        if _s32(tgid) != self.pid or _s32(tid) != self.tid:
-            return -_errno.ESRCH
-        return self._signal_self(_s32(sig))
-
-    @_sys("rt_sigaction", "sig", "p", "p", "u")
-    def sys_rt_sigaction(self, sig: int, act: int, oact: int, sigsetsize: int) -> int:
-        s = _s32(sig)
-        if sigsetsize != 8 or s < 1 or s > NSIG:
-            return -_errno.EINVAL
-        if act and s in (SIGKILL, SIGSTOP):
-            return -_errno.EINVAL
-        size = self.abi.sigaction_size
-        new = self.abi.unpack_sigaction(self.mem.read(act, size)) if act else None
-        if oact:
-            self._need(oact, size, PROT_WRITE)
-            self.mem.write(oact, self.abi.pack_sigaction(*self.sigactions.get(s, (0, 0, 0, 0))))
-        if new is not None:
-            handler, flags, restorer, mask = new
-            self.sigactions[s] = (handler, flags, restorer,
-                                  mask & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))))
-            if handler == SIG_IGN or (handler == SIG_DFL and not self._default_fatal(s)):
-                self.pending_signals &= ~(1 << (s - 1))
-        return 0
-
-    @_sys("rt_sigprocmask", "how", "p", "p", "u")
-    def sys_rt_sigprocmask(self, how: int, set_: int, oset: int, sigsetsize: int) -> int:
-        if sigsetsize != 8:
-            return -_errno.EINVAL
-        new = self.mem.read_u64(set_) if set_ else None
-        h = _s32(how)
-        if new is not None and h not in (SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK):
-            return -_errno.EINVAL
-        if oset:
-            self.mem.write_u64(oset, self.sigmask)
-        if new is not None:
-            if h == SIG_BLOCK:
-                mask = self.sigmask | new
-            elif h == SIG_UNBLOCK:
-                mask = self.sigmask & ~new
-            else:
-                mask = new
-            self.sigmask = mask & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))
-            self._check_unblocked_pending()
-        return 0
-
-    @_sys("rt_sigpending", "p", "u")
-    def sys_rt_sigpending(self, set_: int, sigsetsize: int) -> int:
-        if sigsetsize > 8:
-            return -_errno.EINVAL
-        self.mem.write(set_, (self.pending_signals & self.sigmask).to_bytes(8, "little")[:sigsetsize])
-        return 0
-
-    @_sys("sigaltstack", "p", "p")
-    def sys_sigaltstack(self, ss: int, old_ss: int) -> int:
-        new = self.mem.read(ss, 24) if ss else None
-        if old_ss:
-            sp, flags, size = self.altstack
-            self.mem.write(old_ss, struct.pack("<QiiQ", sp, flags, 0, size))
-        if new is not None:
-            sp, flags, _pad, size = struct.unpack("<QiiQ", new)
-            if flags & ~(SS_DISABLE | (1 << 31)):          # SS_AUTODISARM
-                return -_errno.EINVAL
-            if flags & SS_DISABLE:
-                self.altstack = (0, SS_DISABLE, 0)
-            else:
-                if size < self.abi.minsigstksz:
-                    return -_errno.ENOMEM
-                self.altstack = (sp, flags, size)
-        return 0
-
     @_sys("getpid")
     def sys_getpid(self) -> int:
         return self.pid
-
-    @_sys("gettid")
-    def sys_gettid(self) -> int:
-        return self.tid
 
     @_sys("getppid")
     def sys_getppid(self) -> int:
@@ -1514,58 +1378,6 @@ class LinuxKernel(IoCalls, ProcessCalls):
             self.mem.write(node, bytes(4))
         return 0
 
-    @_sys("futex", "p", "d", "u", "p", "p", "u")
-    def sys_futex(self, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
-                  val3: int) -> int:
-        cmd = _s32(op) & FUTEX_CMD_MASK
-        if uaddr & 3:
-            return -_errno.EINVAL
-        if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
-            if cmd == FUTEX_WAIT_BITSET and val3 & 0xFFFFFFFF == 0:
-                return -_errno.EINVAL
-            cur = int.from_bytes(self.mem.read(uaddr, 4), "little")
-            if cur != val & 0xFFFFFFFF:
-                return -_errno.EAGAIN
-            if timeout:
-                sec, nsec = self.abi.unpack_timespec(self.mem.read(timeout, 16))
-                if sec < 0 or not 0 <= nsec < 1_000_000_000:
-                    return -_errno.EINVAL
-                delay = sec + nsec / 1e9
-                if cmd == FUTEX_WAIT_BITSET:        # absolute timeout
-                    clock = time.CLOCK_REALTIME if _s32(op) & 256 else time.CLOCK_MONOTONIC
-                    delay -= time.clock_gettime(clock)
-                if delay > 0:
-                    time.sleep(delay)
-                return -_errno.ETIMEDOUT
-            return -_errno.EAGAIN                   # would deadlock: nobody else can wake us
-        if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
-            return 0
-        if cmd == FUTEX_REQUEUE:
-            return 0
-        if cmd == FUTEX_CMP_REQUEUE:
-            cur = int.from_bytes(self.mem.read(uaddr, 4), "little")
-            return -_errno.EAGAIN if cur != val3 & 0xFFFFFFFF else 0
-        if cmd == FUTEX_WAKE_OP:
-            return self._futex_wake_op(uaddr2, val3)
-        return -_errno.ENOSYS
-
-    def _futex_wake_op(self, uaddr2: int, encoded: int) -> int:
-        op = (encoded >> 28) & 0xF
-        cmp = (encoded >> 24) & 0xF
-        oparg = (encoded >> 12) & 0xFFF
-        # The comparison against cmparg (low 12 bits) only decides whether
-        # waiters on uaddr2 are woken; a single-threaded guest has none.
-        if op & 8:
-            oparg = 1 << (oparg & 31)
-            op &= 7
-        old = int.from_bytes(self.mem.read(uaddr2, 4), "little")
-        ops = {0: lambda o: oparg, 1: lambda o: o + oparg, 2: lambda o: o | oparg,
-               3: lambda o: o & ~oparg, 4: lambda o: o ^ oparg}
-        if op not in ops or cmp > 5:
-            return -_errno.ENOSYS
-        self.mem.write(uaddr2, (ops[op](old) & 0xFFFFFFFF).to_bytes(4, "little"))
-        return 0                                    # no waiters were woken
-
     # -- time ------------------------------------------------------------------
     @_sys("clock_gettime", "d", "p")
     def sys_clock_gettime(self, clk: int, tp: int) -> int:
@@ -1611,12 +1423,22 @@ class LinuxKernel(IoCalls, ProcessCalls):
             raise _Errno(_errno.EINVAL)
         return sec + nsec / 1e9
 
+    def _sleep(self, delay: float, rem: int) -> int:
+        """Sleep ``delay`` seconds; a signal for this thread ends it early
+        (-EINTR, the time left in ``rem``, as nanosleep does)."""
+        if delay <= 0:
+            return 0
+        end = time.monotonic() + delay
+        if self.wait_until(lambda: False, delay) == "signal":
+            if rem:
+                left = max(0.0, end - time.monotonic())
+                self.mem.write(rem, self.abi.pack_timespec(int(left), int((left % 1) * 1e9)))
+            return -_errno.EINTR
+        return 0
+
     @_sys("nanosleep", "p", "p")
     def sys_nanosleep(self, req: int, rem: int) -> int:
-        delay = self._read_timespec(req)
-        if delay > 0:
-            time.sleep(delay)
-        return 0
+        return self._sleep(self._read_timespec(req), rem)
 
     @_sys("clock_nanosleep", "d", "x", "p", "p")
     def sys_clock_nanosleep(self, clk: int, flags: int, req: int, rem: int) -> int:
@@ -1627,9 +1449,7 @@ class LinuxKernel(IoCalls, ProcessCalls):
             return -_errno.EINVAL
         t = self._read_timespec(req)
         delay = t - now if flags & TIMER_ABSTIME else t
-        if delay > 0:
-            time.sleep(delay)
-        return 0
+        return self._sleep(delay, 0 if flags & TIMER_ABSTIME else rem)
 
     # -- stubs ---------------------------------------------------------------
     @_sys("arch_prctl", "x", "p")

@@ -389,6 +389,9 @@ class ProcessCalls:
         if flags & CLONE_CHILD_CLEARTID:
             t.clear_child_tid = child_tid
             self.clear_child_tid = child_tid
+        reset = getattr(self, "after_fork_threads", None)
+        if reset is not None:
+            reset()
         if self.on_fork_child is not None:
             self.on_fork_child()
 

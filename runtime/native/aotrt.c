@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <errno.h>
 #include <sys/syscall.h>
 #ifdef __x86_64__
 #include <asm/prctl.h>
@@ -42,11 +43,13 @@
 #define STATE_PC_OFFSET 512
 #define STATE_FCSR_OFFSET 520
 #define STATE_SP_LIMIT_OFFSET 584
+#define STATE_INTERRUPT_OFFSET 592
 #define EXIT_CONTINUE 0
 #define EXIT_MISS 2
 #define EXIT_FAULT 5
 #define EXIT_RETURN 8
 #define EXIT_INTERPRET 9
+#define EXIT_INTERRUPT 10
 /* An empty slot of a block table: no guest pc is all ones (pcs are aligned),
  * so a jump to any address, 0 included, never matches one (abi.py). */
 #define HTAB_EMPTY UINT64_MAX
@@ -140,18 +143,20 @@ __asm__(".text\n"
 #define CALL_STATE_BLOCK CALL_BLOCK
 #endif
 
-static sigjmp_buf fault_env;
-static volatile sig_atomic_t in_guest;
+/* Per host thread (every guest thread runs on its own host thread): static
+ * TLS, since the handler must not call __tls_get_addr. */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS sigjmp_buf fault_env;
+static TLS volatile sig_atomic_t in_guest;
 static uintptr_t arena_lo, arena_hi, arena_base;
-static volatile uint64_t fault_addr, fault_host_pc, fault_guest_pc;
-static volatile int fault_sig;
+static TLS volatile uint64_t fault_addr, fault_host_pc, fault_guest_pc;
+static TLS volatile int fault_sig;
 static struct sigaction old_segv, old_bus, old_ill;
 static int handler_installed;
-static char *alt_stack;
+static TLS char *alt_stack;
 
 /* A fault-safe copy in progress on this thread: faults at [lo, hi) of either
- * range end it (static TLS: the handler must not call __tls_get_addr). */
-#define TLS __thread __attribute__((tls_model("initial-exec")))
+ * range end it. */
 static TLS sigjmp_buf copy_env;
 static TLS volatile int copy_active;
 static TLS uintptr_t copy_lo[2], copy_hi[2];
@@ -206,7 +211,7 @@ static void fault_handler(int sig, siginfo_t *info, void *ctx)
 
 /* Install the handler for SIGSEGV, SIGBUS and SIGILL (again each time:
  * someone, e.g. faulthandler, may have replaced it). */
-static int install_handlers(void)
+static int ensure_alt_stack(void)
 {
     if (!alt_stack) {
         size_t sz = 1 << 16;
@@ -216,6 +221,13 @@ static int install_handlers(void)
         stack_t ss = { .ss_sp = alt_stack, .ss_size = sz, .ss_flags = 0 };
         sigaltstack(&ss, NULL);
     }
+    return 0;
+}
+
+static int install_handlers(void)
+{
+    if (ensure_alt_stack() != 0)
+        return -1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = fault_handler;
@@ -378,7 +390,12 @@ static uint64_t run_native(uint8_t *state, const struct htab_entry *tab, uint64_
     }
     in_guest = 1;
     uint64_t r;
+    volatile uint64_t *interrupt = (volatile uint64_t *)(state + STATE_INTERRUPT_OFFSET);
     for (;;) {
+        if (*interrupt) {           /* a signal waits for this thread */
+            r = EXIT_INTERRUPT;
+            break;
+        }
         uint64_t pc = *(uint64_t *)(state + STATE_PC_OFFSET);
         block_fn fn = lookup(tab, mask, pc);
         if (fn) {
@@ -432,20 +449,120 @@ static PyObject *py_run(PyObject *self, PyObject *args)
     }
     if (set_guest_segment((uintptr_t)mem) != 0)
         return PyErr_SetFromErrno(PyExc_OSError);
-    struct sigaction dfl, old_int, old_term;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &dfl, &old_int);
-    sigaction(SIGTERM, &dfl, &old_term);
+    ensure_alt_stack();
     uint64_t r;
     Py_BEGIN_ALLOW_THREADS
     r = run_native((uint8_t *)(uintptr_t)state,
                    (const struct htab_entry *)(uintptr_t)tab, mask,
                    (const struct htab_entry *)(uintptr_t)tab2, mask2);
     Py_END_ALLOW_THREADS
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     return PyLong_FromUnsignedLongLong(r);
+}
+
+/*
+ * Host signals for the guest.  A signal the guest has a handler for is
+ * caught here: the handler records it (one slot per signal, like Linux's
+ * standard signals; a real-time signal sent twice before it is taken is
+ * merged) and writes a byte to the wake pipe, whose reader (a runtime
+ * thread, runtime/linux/signals.py) hands it to a guest thread: that
+ * thread's interrupt word makes its translated code leave at the next safe
+ * point.  Nothing else is done in the handler (async-signal-safe).
+ */
+#define NSIG_GUEST 64
+static volatile uint64_t host_pending;
+static struct { int code, pid, uid, status; uint64_t value; } host_info[NSIG_GUEST + 1];
+static volatile int wake_pipe = -1;
+
+static void forward_handler(int sig, siginfo_t *info, void *ctx)
+{
+    (void)ctx;
+    int saved = errno;
+    if (sig >= 1 && sig <= NSIG_GUEST) {
+        host_info[sig].code = info->si_code;
+        host_info[sig].pid = info->si_pid;
+        host_info[sig].uid = (int)info->si_uid;
+        host_info[sig].status = sig == SIGCHLD ? info->si_status : 0;
+        host_info[sig].value = (uint64_t)(uintptr_t)info->si_value.sival_ptr;
+        __atomic_or_fetch(&host_pending, 1ull << (sig - 1), __ATOMIC_SEQ_CST);
+        int fd = wake_pipe;
+        if (fd >= 0) {
+            ssize_t n = write(fd, "s", 1);
+            (void)n;
+        }
+    }
+    errno = saved;
+}
+
+static void kick_handler(int sig) { (void)sig; }
+
+static PyObject *py_host_signal(PyObject *self, PyObject *args)
+{
+    int sig, mode;
+    if (!PyArg_ParseTuple(args, "ii", &sig, &mode))
+        return NULL;
+    if (sig < 1 || sig > NSIG_GUEST || sig == SIGSEGV || sig == SIGBUS || sig == SIGILL)
+        return PyErr_Format(PyExc_ValueError, "signal %d cannot be forwarded", sig);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    if (mode == 3) {
+        /* The runtime's kick: an empty handler, no SA_RESTART (a blocking
+         * host call of the thread fails with EINTR). */
+        sa.sa_handler = kick_handler;
+        sigfillset(&sa.sa_mask);
+    } else if (mode == 0)
+        sa.sa_handler = SIG_DFL;
+    else if (mode == 1)
+        sa.sa_handler = SIG_IGN;
+    else {
+        sa.sa_sigaction = forward_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+        sigfillset(&sa.sa_mask);
+    }
+    if (sigaction(sig, &sa, NULL) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_set_wake_pipe(PyObject *self, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd))
+        return NULL;
+    wake_pipe = fd;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_take_host_signals(PyObject *self, PyObject *noargs)
+{
+    uint64_t bits = __atomic_exchange_n(&host_pending, 0, __ATOMIC_SEQ_CST);
+    PyObject *out = PyList_New(0);
+    for (int sig = 1; out && sig <= NSIG_GUEST; sig++) {
+        if (!(bits & (1ull << (sig - 1))))
+            continue;
+        PyObject *t = Py_BuildValue("iiiiK", sig, host_info[sig].code, host_info[sig].pid,
+                                    host_info[sig].uid, (unsigned long long)host_info[sig].value);
+        if (!t || PyList_Append(out, t) != 0) {
+            Py_XDECREF(t);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    return out;
+}
+
+/* An atomic compare-and-swap of a 32-bit word (futex words of guest threads
+ * running in parallel: the robust-list walk at a thread's exit). */
+static PyObject *py_cas32(PyObject *self, PyObject *args)
+{
+    unsigned long long addr;
+    unsigned int expected, desired;
+    if (!PyArg_ParseTuple(args, "KII", &addr, &expected, &desired))
+        return NULL;
+    uint32_t e = expected;
+    int ok = __atomic_compare_exchange_n((uint32_t *)(uintptr_t)addr, &e, (uint32_t)desired, 0,
+                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return PyBool_FromLong(ok);
 }
 
 static PyObject *py_set_guest_segment(PyObject *self, PyObject *args)
@@ -498,6 +615,14 @@ static PyMethodDef methods[] = {
      "set_guest_segment(arena_base): point this thread's GS base at the arena (run() does it too)."},
     {"last_fault", py_last_fault, METH_NOARGS,
      "last_fault() -> (guest address, host pc, signal, guest pc or 2**64-1) of the last guest fault."},
+    {"host_signal", py_host_signal, METH_VARARGS,
+     "host_signal(sig, mode): mode 0 SIG_DFL, 1 SIG_IGN, 2 catch it for the guest (take_host_signals), 3 an empty handler (interrupts blocking calls)."},
+    {"set_wake_pipe", py_set_wake_pipe, METH_VARARGS,
+     "set_wake_pipe(fd): a byte is written to fd when a caught host signal arrives (-1: none)."},
+    {"take_host_signals", py_take_host_signals, METH_NOARGS,
+     "take_host_signals() -> [(sig, si_code, si_pid, si_uid, si_value)]: the caught signals since the last call."},
+    {"cas32", py_cas32, METH_VARARGS,
+     "cas32(host_address, expected, desired) -> True if the 32-bit word held expected and now holds desired."},
     {"htab_empty", py_htab_empty, METH_NOARGS,
      "htab_empty() -> the key of an empty block-table slot."},
     {"copy_out", py_copy_out, METH_VARARGS,

@@ -28,6 +28,12 @@ class GuestState(ctypes.Structure):
         # Host stack pointer below which translated code stops nesting host
         # calls for guest calls (set by the native dispatcher at entry).
         ("host_sp_limit", ctypes.c_uint64),
+        # Non-zero asks translated code to leave at the next safe point
+        # (a backward branch or call, an indirect jump) with EXIT_INTERRUPT:
+        # a signal is waiting for this thread (runtime/linux/signals.py).
+        ("interrupt", ctypes.c_uint64),
+        # The value LR loaded (SC succeeds only if memory still holds it).
+        ("reservation_value", ctypes.c_uint64),
     ]
 
 
@@ -46,3 +52,4 @@ EXIT_FP_MODE = 7    # FP op with rm = DYN at state.pc while frm is RMM or reserv
 EXIT_RETURN = 8     # guest return to state.pc: the host caller continues there if it is its
                     # return point, else it passes this on (dispatcher-internal, like CONTINUE)
 EXIT_INTERPRET = 9  # a block's entry range check failed: interpret from state.pc (precise faults)
+EXIT_INTERRUPT = 10  # state.interrupt was set: every register is in the state, resume at state.pc
