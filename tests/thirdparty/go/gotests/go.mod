@@ -1,0 +1,3 @@
+module aotc.test/gotests
+
+go 1.19
