@@ -582,7 +582,9 @@ class Machine:
                 sig = cpu.fault_signal or signal.SIGSEGV
                 what = "bus error" if sig == signal.SIGBUS else "invalid memory access"
                 st.pc = st.fault_pc
-                self._fault(cpu, sig, 2 if sig == signal.SIGBUS else 1, cpu.fault_addr,
+                # si_code: BUS_ADRERR; SEGV_ACCERR where something is mapped, else SEGV_MAPERR
+                code = 2 if sig == signal.SIGBUS or self.mem.find_mapping(cpu.fault_addr & _MASK64) else 1
+                self._fault(cpu, sig, code, cpu.fault_addr,
                             f"{what} at {cpu.fault_addr & _MASK64:#x}")
             elif code == EXIT_ILLEGAL:
                 self._fault(cpu, signal.SIGILL, 1, st.pc, f"illegal instruction {st.exit_info:#x}")

@@ -50,7 +50,7 @@ SUMS = ROOT / "samples" / "SHA256SUMS"
 C_SAMPLES = [
     "hello", "fileio", "qsort", "switch_interp", "recursion", "setjmp",
     "int128", "floats", "atomics", "strings", "crash", "compute", "abort",
-    "jitgen", "selfmod", "procwalk", "forkexec", "signals", "iowait",
+    "jitgen", "selfmod", "procwalk", "forkexec", "signals", "iowait", "threads",
 ]
 ASM_SAMPLES = ["rv64_insns"]  # riscv64 only, no libc
 
@@ -71,7 +71,7 @@ GNU_LIBS = ["-lm", "-latomic"]
 # Per-sample extra flags. floats changes the rounding mode at run time:
 # without -frounding-math gcc may expand rint() inline in a way that is
 # only correct in round-to-nearest (x86_64 fabs/copysign trick).
-EXTRA_CFLAGS = {"floats": ["-frounding-math"]}
+EXTRA_CFLAGS = {"floats": ["-frounding-math"], "threads": ["-pthread"]}
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,15 @@ def _x86_cases() -> list:
         rec = json.loads(path.read_text())
         # A KVM guest cannot fork: its VM belongs to the process that made it
         # (docs/architecture.md, "Processes: fork, exec, wait").
-        marks = [pytest.mark.skip(reason="fork of a KVM guest is not supported")] \
-            if path.stem.startswith("forkexec.") else []
+        missing = {
+            "forkexec": "fork of a KVM guest is not supported",
+            # Roadmap (issue 17): the KVM engine runs one vCPU, and its
+            # syscall loop delivers no signal frames yet.
+            "threads": "KVM engine: guest threads (a vCPU per thread) not implemented yet",
+            "signals": "KVM engine: signal handlers (x86_64 signal frames) not implemented yet",
+        }
+        why = missing.get(path.stem.split(".")[0])
+        marks = [pytest.mark.skip(reason=why)] if why else []
         params.append(pytest.param(rec, id=path.stem, marks=marks))
     return params
 
