@@ -565,6 +565,51 @@ static PyObject *py_cas32(PyObject *self, PyObject *args)
     return PyBool_FromLong(ok);
 }
 
+/* The interpreter's guest atomics (runtime/interp.py): a sequentially
+ * consistent compare-and-swap of an aligned 4- or 8-byte guest word, atomic
+ * with respect to translated code on other host threads (lock cmpxchg).
+ * Fault-safe like the copies: a fault on the word (a file page past its
+ * file's end) makes it return None. */
+static PyObject *py_cmpxchg(PyObject *self, PyObject *args)
+{
+    unsigned long long addr, expected, desired;
+    int size;
+    if (!PyArg_ParseTuple(args, "KiKK", &addr, &size, &expected, &desired))
+        return NULL;
+    if ((size != 4 && size != 8) || (addr & (unsigned long long)(size - 1)))
+        return PyErr_Format(PyExc_ValueError, "cmpxchg: bad size %d or misaligned address", size);
+    if (!handler_installed && install_handlers() != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    copy_lo[0] = (uintptr_t)addr;
+    copy_hi[0] = (uintptr_t)addr + (uintptr_t)size;
+    copy_lo[1] = 1;
+    copy_hi[1] = 0;
+    if (sigsetjmp(copy_env, 0) != 0)
+        Py_RETURN_NONE;
+    copy_active = 1;
+    unsigned long long old;
+    if (size == 4) {
+        uint32_t e = (uint32_t)expected;
+        __atomic_compare_exchange_n((uint32_t *)(uintptr_t)addr, &e, (uint32_t)desired, 0,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        old = e;
+    } else {
+        uint64_t e = (uint64_t)expected;
+        __atomic_compare_exchange_n((uint64_t *)(uintptr_t)addr, &e, (uint64_t)desired, 0,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        old = e;
+    }
+    copy_active = 0;
+    return PyLong_FromUnsignedLongLong(old);
+}
+
+/* A full memory barrier (the interpreter's guest fence with W -> R). */
+static PyObject *py_fence(PyObject *self, PyObject *noargs)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_set_guest_segment(PyObject *self, PyObject *args)
 {
     unsigned long long base;
@@ -623,6 +668,10 @@ static PyMethodDef methods[] = {
      "take_host_signals() -> [(sig, si_code, si_pid, si_uid, si_value)]: the caught signals since the last call."},
     {"cas32", py_cas32, METH_VARARGS,
      "cas32(host_address, expected, desired) -> True if the 32-bit word held expected and now holds desired."},
+    {"cmpxchg", py_cmpxchg, METH_VARARGS,
+     "cmpxchg(host_address, size, expected, desired) -> old value (size 4 or 8, aligned; seq_cst), or None if it faulted."},
+    {"fence", py_fence, METH_NOARGS,
+     "fence() -> None: a full (seq_cst) memory barrier."},
     {"htab_empty", py_htab_empty, METH_NOARGS,
      "htab_empty() -> the key of an empty block-table slot."},
     {"copy_out", py_copy_out, METH_VARARGS,
