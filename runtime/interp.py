@@ -32,6 +32,7 @@ from aotc.interp.ops import IllegalTrap
 from aotc.interp.pycodegen import CompiledBlock, PyCodegenBuilder
 from aotc.isa.riscv64.decoder import decode
 from aotc.isa.riscv64.state import EXIT_CONTINUE, EXIT_FAULT, EXIT_FENCE_I, EXIT_ILLEGAL
+from runtime import _native
 
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
 _MASK64 = (1 << 64) - 1
@@ -50,8 +51,17 @@ class GuestMemoryAdapter:
     permissions (a refused access raises ``GuestMemoryError`` → SIGSEGV).
     Remembers the last mapping used for reads and for writes.
 
-    ``read``/``write`` serve the Evaluator; ``namespace()`` gives the block
-    compiler's ``ld1``..``ld8``/``st1``..``st8`` (same checks)."""
+    ``read``/``write``/``cas``/``fence`` serve the Evaluator; ``namespace()``
+    gives the block compiler's ``ld1``..``ld8``/``st1``..``st8``/``cas``/
+    ``fence`` (same checks).
+
+    Atomics (``cas``) are host atomics on the guest word (``_native.cmpxchg``,
+    a ``lock cmpxchg``) after a store's permission check, so they are atomic
+    with respect to translated code running on other host threads, not only
+    to other interpreter threads (which the GIL interleaves at bytecode
+    boundaries anyway).  The native swap is fault-safe like the copies: on a
+    file mapping, a page past the file's end fails it (SIGBUS) instead of
+    killing the process, so file mappings need no lock either."""
 
     def __init__(self, mem) -> None:
         self.mem = mem
@@ -80,6 +90,8 @@ class GuestMemoryAdapter:
 
     def _build(self) -> dict:
         view = memoryview((ctypes.c_ubyte * self.mem.size).from_address(self.mem.base)).cast("B")
+        base = self.mem.base
+        native_cas = _native.cmpxchg
         rng = self._range
         mem = self.mem
         rlo, rhi, wlo, whi = 1, 0, 1, 0       # [lo, hi) of the last readable / writable mapping
@@ -122,6 +134,19 @@ class GuestMemoryAdapter:
                 return unpack(view, a)[0]
             return ld
 
+        def cas(a: int, size: int, expected: int, desired: int) -> int:
+            """Atomic compare-and-swap of an aligned word (ops.cmpxchg checked
+            the alignment): the old value."""
+            nonlocal wlo, whi
+            if not (wlo <= a and a + size <= whi):
+                lo, hi, backed = rng(a, size, _PROT_WRITE)
+                if not backed:
+                    wlo, whi = lo, hi
+            old = native_cas(base + a, size, expected, desired)
+            if old is None:             # a fault inside the word: a file page past its end
+                raise GuestMemoryError(a, size, bus=True)
+            return old
+
         def st1(a: int, v: int) -> None:
             if not (wlo <= a < whi):
                 slow_st(a, 1, v)
@@ -140,7 +165,8 @@ class GuestMemoryAdapter:
 
         self._reset = reset
         return {"ld1": ld1, "ld2": loader(2, "<H"), "ld4": loader(4, "<I"), "ld8": loader(8, "<Q"),
-                "st1": st1, "st2": storer(2, "<H"), "st4": storer(4, "<I"), "st8": storer(8, "<Q")}
+                "st1": st1, "st2": storer(2, "<H"), "st4": storer(4, "<I"), "st8": storer(8, "<Q"),
+                "cas": cas, "fence": _native.fence}
 
     # -- the Evaluator's Memory protocol ---------------------------------------
     def read(self, addr: int, size: int) -> int:
@@ -151,6 +177,12 @@ class GuestMemoryAdapter:
 
     def write(self, addr: int, size: int, value: int) -> None:
         self.namespace()[f"st{size}"](addr, value)
+
+    def cas(self, addr: int, size: int, expected: int, desired: int) -> int:
+        return self.namespace()["cas"](addr, size, expected, desired)
+
+    def fence(self) -> None:
+        _native.fence()
 
     def fetch(self, pc: int) -> bytes:
         """Up to 4 instruction bytes at pc (guest-executable memory only)."""

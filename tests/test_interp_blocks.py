@@ -47,6 +47,8 @@ class GuestMem(SparseMemory):
         for size in (1, 2, 4, 8):
             ns[f"ld{size}"] = lambda a, s=size: self.read(a, s)
             ns[f"st{size}"] = lambda a, v, s=size: self.write(a, s, v)
+        ns["cas"] = self.cas
+        ns["fence"] = self.fence
         return ns
 
     def invalidate(self) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
 from aotc.backend.rmm import tie_correction
 from aotc.errors import LoweringError
+from aotc.ir.builder import ATOMIC_RMW_OPS
 from aotc.isa.riscv64.semantics.rvf import CANONICAL_NAN as _CANONICAL_NAN
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
@@ -44,6 +45,7 @@ _FCSR = OFFSETS["fcsr"]
 _RES = OFFSETS["reservation"]
 _FAULT_PC = OFFSETS["fault_pc"]
 _EXIT_INFO = OFFSETS["exit_info"]
+_RES_VALUE = OFFSETS["reservation_value"]
 _SP_LIMIT = OFFSETS["host_sp_limit"]
 _INTERRUPT = OFFSETS["interrupt"]
 
@@ -655,6 +657,16 @@ class LLVMBuilder:
         self._res = v
         self._res_dirty = True
 
+    def get_reservation_value(self) -> V:
+        """A plain state slot (read by SC only, written by LR only)."""
+        slot = self._slot(_RES_VALUE)
+        return self._emit(f"load i64, ptr {slot}, align 8", "i64")
+
+    def set_reservation_value(self, v: V) -> None:
+        self._check(v, "i64")
+        slot = self._slot(_RES_VALUE)
+        self.lines.append(f"  store i64 {v}, ptr {slot}, align 8")
+
     def _check(self, v: V, ty: str) -> None:
         if v.ty != ty:
             raise LoweringError(self._pc, "?", f"expected {ty}, got {v.ty}")
@@ -1005,6 +1017,45 @@ class LLVMBuilder:
     def store(self, addr: V, v: V) -> None:
         ptr = self._host_ptr(addr)
         self.lines.append(f"  store {v.ty} {v}, {_GUEST_PTR} {ptr}, align 1")
+
+    # -- atomics ----------------------------------------------------------
+    def _atomic_ptr(self, addr: V, bits: int) -> str:
+        """The guest pointer of an atomic access: ``addr`` must be naturally
+        aligned (RISC-V requires it of AMOs, LR/SC; LLVM of its atomics), a
+        misaligned one goes to the out-of-range trap (SIGSEGV at ``addr``,
+        as in the interpreter); then the checked path of every access."""
+        self._n += 1
+        n = self._n
+        low = self._emit(f"and i64 {addr}, {bits // 8 - 1}", "i64")
+        ok = self._emit(f"icmp eq i64 {low}, 0", "i1")
+        self.lines.append(f"  br i1 {ok}, label %al{n}, label %mis{n}, !prof !0")
+        self.lines.append(f"mis{n}:")
+        self.lines.append("  br label %oobtrap")
+        self._oob.append((f"mis{n}", addr.name, self._pc))
+        self.lines.append(f"al{n}:")
+        return self._host_ptr(addr)
+
+    def atomic_rmw(self, op: str, addr: V, v: V, bits: int) -> V:
+        if op not in ATOMIC_RMW_OPS:
+            raise LoweringError(self._pc, op, "unknown atomic_rmw operation")
+        self._check(v, _ity(bits))
+        ptr = self._atomic_ptr(addr, bits)
+        return self._emit(f"atomicrmw {op} {_GUEST_PTR} {ptr}, {v.ty} {v} seq_cst, align {bits // 8}",
+                          v.ty)
+
+    def cmpxchg(self, addr: V, expected: V, new: V, bits: int) -> V:
+        ty = _ity(bits)
+        self._check(expected, ty)
+        self._check(new, ty)
+        ptr = self._atomic_ptr(addr, bits)
+        pair = self._emit(f"cmpxchg {_GUEST_PTR} {ptr}, {ty} {expected}, {ty} {new} seq_cst seq_cst, "
+                          f"align {bits // 8}", f"{{{ty}, i1}}")
+        return self._emit(f"extractvalue {{{ty}, i1}} {pair}, 0", ty)
+
+    def fence(self, store_load: bool = True) -> None:
+        """``fence seq_cst`` (x86: a locked or / mfence) or ``fence acq_rel``
+        (x86: no instruction; LLVM moves no memory access across it)."""
+        self.lines.append(f"  fence {'seq_cst' if store_load else 'acq_rel'}")
 
     # -- floating point ---------------------------------------------------
     def _opaque(self, v: V) -> V:

@@ -7,7 +7,8 @@ IEEE bit pattern, so NaN payloads and signalling NaNs survive untouched;
 arithmetic is exact (``softfloat``) for every rounding mode.
 
 What is approximated: nothing in the arithmetic; FP operations are slow
-(Fraction based).  Memory accesses are not checked for alignment.
+(Fraction based).  Plain memory accesses are not checked for alignment;
+atomics are (``ops.cmpxchg``/``ops.atomic_rmw``: a misaligned one faults).
 
 ``Evaluator.execute(insn)`` runs one decoded instruction and returns one of
 the ``EXIT_*`` codes of ``aotc.isa.riscv64.state``; ``state.pc`` is then the
@@ -66,6 +67,12 @@ class Memory(Protocol):
 
     def read(self, addr: int, size: int) -> int: ...
     def write(self, addr: int, size: int, value: int) -> None: ...
+    # Atomic compare-and-swap of ``size`` (4 or 8) aligned bytes, with a
+    # store's permission checks: stores ``desired`` iff memory holds
+    # ``expected``; returns the old value.  Must be atomic with respect to
+    # every other thread touching the memory, native code included.
+    def cas(self, addr: int, size: int, expected: int, desired: int) -> int: ...
+    def fence(self) -> None: ...   # a full (store->load) memory barrier
 
 
 class SparseMemory:
@@ -101,6 +108,15 @@ class SparseMemory:
             out |= pg[a & (self.PAGE - 1)] << (8 * i)
         return out
 
+    def cas(self, addr: int, size: int, expected: int, desired: int) -> int:
+        """Compare-and-swap (one thread owns a SparseMemory: read, then write)."""
+        old = self.read(addr, size)
+        self.write(addr, size, desired if old == expected else old)
+        return old
+
+    def fence(self) -> None:
+        pass
+
     def write(self, addr: int, size: int, value: int) -> None:
         off = addr & (self.PAGE - 1)
         page = self.pages.get(addr >> 12)
@@ -125,16 +141,19 @@ class CpuState:
     fcsr: int = 0
     reservation: int = MASK64
     iters: int = 0      # loop iterations a looping compiled block ran (runtime/interp.py)
+    reservation_value: int = 0   # the value LR loaded (zero-extended)
 
     @classmethod
     def from_guest_state(cls, g: GuestState) -> CpuState:
-        return cls(list(g.x), list(g.f), g.pc, g.fcsr, g.reservation)
+        return cls(list(g.x), list(g.f), g.pc, g.fcsr, g.reservation,
+                   reservation_value=g.reservation_value)
 
     def to_guest_state(self, g: GuestState) -> None:
         for i in range(32):
             g.x[i] = self.x[i]
             g.f[i] = self.f[i]
         g.pc, g.fcsr, g.reservation = self.pc, self.fcsr, self.reservation
+        g.reservation_value = self.reservation_value
 
 
 _IllegalTrap = ops.IllegalTrap   # raised inside a builder call that traps
@@ -281,6 +300,23 @@ class Evaluator:
 
     def set_reservation(self, v: IntV) -> None:
         self.state.reservation = v.v
+
+    def get_reservation_value(self) -> IntV:
+        return IntV(self.state.reservation_value, 64)
+
+    def set_reservation_value(self, v: IntV) -> None:
+        self.state.reservation_value = v.v
+
+    # -- atomics -------------------------------------------------------------------
+    def atomic_rmw(self, op: str, addr: IntV, v: IntV, bits: int) -> IntV:
+        return IntV(ops.atomic_rmw(self.memory.cas, op, addr.v, v.v, bits), bits)
+
+    def cmpxchg(self, addr: IntV, expected: IntV, new: IntV, bits: int) -> IntV:
+        return IntV(ops.cmpxchg(self.memory.cas, addr.v, expected.v, new.v, bits), bits)
+
+    def fence(self, store_load: bool = True) -> None:
+        if store_load:           # else nothing: the interpreter keeps program order
+            self.memory.fence()
 
     # -- floating point ---------------------------------------------------------
     def bitcast_to_float(self, v: IntV) -> FloatV:

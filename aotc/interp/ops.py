@@ -205,3 +205,56 @@ FP_HELPERS: dict[str, object] = {
     "fbinop": fbinop, "fsqrt": fsqrt, "fma": fma, "fconvert": fconvert,
     "int_to_float": int_to_float, "float_to_int": float_to_int, "fcmp": fcmp,
 }
+
+
+# -- atomics ----------------------------------------------------------------------
+# ``cas(addr, size, expected, desired) -> old`` is the memory's atomic
+# compare-and-swap (for guest memory: a host ``lock cmpxchg`` through the
+# native core, so it is atomic with respect to translated code running on
+# other host threads too, not only to other Python threads).
+
+Cas = Callable[[int, int, int, int], int]
+
+_RMW: dict[str, Callable[[int, int, int, int], int]] = {     # (old, v, sign bit, mask) -> new
+    "xchg": lambda o, v, s, m: v,
+    "add": lambda o, v, s, m: (o + v) & m,
+    "and": lambda o, v, s, m: o & v,
+    "or": lambda o, v, s, m: o | v,
+    "xor": lambda o, v, s, m: o ^ v,
+    "max": lambda o, v, s, m: o if (o ^ s) >= (v ^ s) else v,
+    "min": lambda o, v, s, m: o if (o ^ s) <= (v ^ s) else v,
+    "umax": lambda o, v, s, m: o if o >= v else v,
+    "umin": lambda o, v, s, m: o if o <= v else v,
+}
+
+
+def _aligned(addr: int, size: int) -> None:
+    """Atomics need natural alignment: a misaligned address faults (SIGSEGV
+    at the address, as translated code reports it)."""
+    if addr & (size - 1):
+        from aotc.errors import GuestMemoryError
+        raise GuestMemoryError(addr, size)
+
+
+def cmpxchg(cas: Cas, addr: int, expected: int, new: int, bits: int) -> int:
+    """Builder.cmpxchg on unsigned ints: the old value."""
+    size = bits // 8
+    _aligned(addr, size)
+    return cas(addr, size, expected, new)
+
+
+def atomic_rmw(cas: Cas, op: str, addr: int, v: int, bits: int) -> int:
+    """Builder.atomic_rmw on unsigned ints, as a compare-and-swap loop: the
+    old value.  The first guess is 0 (no separate load: the swap reads)."""
+    size = bits // 8
+    _aligned(addr, size)
+    f, s, m = _RMW[op], 1 << (bits - 1), MASKS[bits]
+    old = 0
+    while True:
+        got = cas(addr, size, old, f(old, v, s, m))
+        if got == old:
+            return old
+        old = got
+
+
+ATOMIC_HELPERS: dict[str, object] = {"cmpxchg": cmpxchg, "atomic_rmw": atomic_rmw}

@@ -8,14 +8,16 @@ turns the whole block into the source of one function, ``exec``s it and
 returns a ``CompiledBlock``.  The generated function::
 
     def blk(x, f, cpu):      # x, f: lists of 32 unsigned ints; cpu: CpuState
-        ...                  # reads and writes x/f/cpu.fcsr/cpu.reservation
+        ...                  # reads and writes x/f/cpu.fcsr/cpu.reservation(_value)
         return next_pc       # (None for an exiting block: see ``exit``)
 
 Integer primitives are pasted inline from ``ops.INT_OPS`` (the expressions
 the Evaluator also runs); FP primitives call ``ops``' exact softfloat
-functions; memory goes through ``ld1``..``ld8``/``st1``..``st8`` of the
-namespace the caller provides (the guest memory adapter, permission checks
-included).
+functions; memory goes through ``ld1``..``ld8``/``st1``..``st8``, ``cas``
+(atomic compare-and-swap: ``cas(addr, size, expected, desired) -> old``) and
+``fence`` of the namespace the caller provides (the guest memory adapter,
+permission checks included); atomics call ``ops.cmpxchg``/``ops.atomic_rmw``
+with that ``cas``.
 
 Order and faults.  Every builder call is evaluated where the Evaluator would
 evaluate it, except that a side-effect-free value is computed where it is
@@ -206,6 +208,8 @@ class PyCodegenBuilder:
         for name, fn in ops.HELPERS.items():
             namespace.setdefault(name, fn)
         for name, fn in ops.FP_HELPERS.items():
+            namespace.setdefault(name, fn)
+        for name, fn in ops.ATOMIC_HELPERS.items():
             namespace.setdefault(name, fn)
         code = compile(source, f"<block {self._insns[0].pc:#x}>", "exec")
         loc: dict = {}
@@ -445,6 +449,25 @@ class PyCodegenBuilder:
 
     def set_reservation(self, v: V) -> None:
         self._stmt("cpu.reservation = {a}", (v,), frozenset({"res"}))
+
+    def get_reservation_value(self) -> V:
+        return V(self._node(READ, "cpu.reservation_value", res="resv"), 64)
+
+    def set_reservation_value(self, v: V) -> None:
+        self._stmt("cpu.reservation_value = {a}", (v,), frozenset({"resv"}))
+
+    # -- atomics (effects on memory, never moved or dropped) ---------------------
+    def atomic_rmw(self, op: str, addr: V, v: V, bits: int) -> V:
+        assert op in ops._RMW, op
+        return self._call(f"atomic_rmw(cas, {op!r}, {{a}}, {{b}}, {bits})", (addr, v), bits, writes=_MEM)
+
+    def cmpxchg(self, addr: V, expected: V, new: V, bits: int) -> V:
+        return self._call(f"cmpxchg(cas, {{a}}, {{b}}, {{c}}, {bits})", (addr, expected, new), bits,
+                          writes=_MEM)
+
+    def fence(self, store_load: bool = True) -> None:
+        if store_load:           # else nothing: the interpreter keeps program order
+            self._stmt("fence()", (), _MEM)
 
     # -- floating point ------------------------------------------------------------
     def bitcast_to_float(self, v: V) -> V:

@@ -29,6 +29,9 @@ ICMP_PREDICATES = ("eq", "ne", "ult", "ule", "ugt", "uge", "slt", "sle", "sgt", 
 # Ordered comparisons are false when either operand is NaN; "uno" is true then.
 FCMP_PREDICATES = ("oeq", "one", "olt", "ole", "ogt", "oge", "ord", "uno")
 FBINOPS = ("fadd", "fsub", "fmul", "fdiv")
+# atomic_rmw operations: new = v, old + v, old & v, old | v, old ^ v,
+# signed max/min, unsigned max/min (of old and v).
+ATOMIC_RMW_OPS = ("xchg", "add", "and", "or", "xor", "max", "min", "umax", "umin")
 
 RM_RNE, RM_RTZ, RM_RDN, RM_RUP, RM_RMM, RM_DYN = 0, 1, 2, 3, 4, 7
 FLAG_NX, FLAG_UF, FLAG_OF, FLAG_DZ, FLAG_NV = 1, 2, 4, 8, 16
@@ -72,11 +75,33 @@ class Builder(Protocol):
     def ctpop(self, v: Value) -> Value: ...
 
     # -- guest memory (little endian, any alignment) ----------------------
+    # Plain loads and stores: no ordering beyond the host's (x86-TSO, which
+    # is stronger than RVWMO but for store->load; see ``fence``).
     def load(self, addr: Value, bits: int) -> Value: ...   # addr: i64 guest address
     def store(self, addr: Value, v: Value) -> None: ...    # width from v
     # LR/SC reservation: one per hart, cleared by sc.
     def get_reservation(self) -> Value: ...           # i64 address, or -1
     def set_reservation(self, v: Value) -> None: ...
+    # The value LR loaded (zero-extended to i64): SC succeeds only if memory
+    # still holds it (value-based reservation, docs/architecture.md).
+    def get_reservation_value(self) -> Value: ...     # i64
+    def set_reservation_value(self, v: Value) -> None: ...
+
+    # -- atomics (other harts run in parallel on real host threads) --------
+    # ``addr`` must be naturally aligned for ``bits`` (32 or 64): a misaligned
+    # address faults (SIGSEGV at ``addr``) like an unmapped one, and every
+    # access needs write permission, like a store.  Both are sequentially
+    # consistent (LLVM ``seq_cst``: a full barrier on either side).
+    # ``op`` in ATOMIC_RMW_OPS; ``v`` has ``bits``; returns the old value.
+    def atomic_rmw(self, op: str, addr: Value, v: Value, bits: int) -> Value: ...
+    # Store ``new`` iff memory holds ``expected``; returns the old value
+    # (success is ``old == expected``, which the semantics compute).
+    def cmpxchg(self, addr: Value, expected: Value, new: Value, bits: int) -> Value: ...
+    # A memory barrier.  ``store_load``: also order earlier stores before
+    # later loads (a full barrier: LLVM ``fence seq_cst``, x86 mfence);
+    # without it every other order (load->load, load->store, store->store:
+    # LLVM ``fence acq_rel``, on x86 only a compiler barrier).
+    def fence(self, store_load: bool = True) -> None: ...
 
     # -- floating point ---------------------------------------------------
     def bitcast_to_float(self, v: Value) -> Value: ...  # i32 -> f32, i64 -> f64

@@ -36,8 +36,21 @@ def jalr(b: Builder, insn: Insn) -> None:
                     is_return=insn.rd == 0 and insn.rs1 in LINK_REGS)
 
 
+# fence's imm: fm (4 bits) | pred (PI PO PR PW) | succ (SI SO SR SW).
+_FENCE_W, _FENCE_R = 0b0101, 0b1010      # "writes" (O, W) and "reads" (I, R) of a set
+_FENCE_TSO = 0b1000
+
+
 def fence(b: Builder, insn: Insn) -> None:
-    """Single hart, and the engines keep memory order: nothing to do."""
+    """RVWMO on x86-TSO (docs/architecture.md): the host keeps every order
+    but store->load, so only a fence whose predecessor set has writes (W or
+    O) and whose successor set has reads (R or I) needs a host barrier;
+    ``fence.tso`` (fm = 1000) by definition does not order W->R.  Any
+    other fence is a compiler barrier, which keeps LLVM from moving guest
+    accesses across it (and from hoisting a load out of a spin loop)."""
+    fm, pred, succ = (insn.imm >> 8) & 0xF, (insn.imm >> 4) & 0xF, insn.imm & 0xF
+    store_load = bool(pred & _FENCE_W and succ & _FENCE_R) and fm != _FENCE_TSO
+    b.fence(store_load=store_load)
 
 
 def fence_i(b: Builder, insn: Insn) -> None:
