@@ -27,6 +27,7 @@ from aotc.isa.riscv64.state import (
     EXIT_INTERPRET,
     EXIT_INTERRUPT,
     EXIT_ILLEGAL,
+    EXIT_RESUME,
     EXIT_MISS,
     EXIT_SYSCALL,
     GuestState,
@@ -132,6 +133,25 @@ class _Cpu:
         self.interp = None
         self.fault_addr = 0
         self.fault_signal = 0
+        # Nested fault handlers running (run_nested_fault in aotrt.c): for
+        # each, (frame address, the stack range its handler runs on).
+        self.nest: list[tuple[int, int, int]] = []
+        self.exit_pending = False        # the thread exited inside a nested handler
+
+
+class _NestedReturn(Exception):
+    """The nested handler's rt_sigreturn for its own frame."""
+
+
+class _NestedAbandon(Exception):
+    """The nested handler left its frame another way (siglongjmp)."""
+
+
+# How far below the (possibly stale) stack pointer a fault's signal frame
+# goes when the fault came from translated code, whose sp lives in a host
+# register: the state's copy may be from before the function made its frame.
+_FAULT_FRAME_SLACK = 64 << 10
+_FRAME_SIZE = 1088
 
 
 class Machine:
@@ -205,6 +225,7 @@ class Machine:
         self._cpus = [self._main_cpu]
         self._host_threads: list[threading.Thread] = []
         self._jit_lock = threading.RLock()
+        self._cpu_tls = threading.local()
         self.kernel.spawn_thread = self._spawn_thread
         if image is not None:
             info = _ImageInfo.from_address(image.symbol_address(INFO_SYMBOL))
@@ -436,6 +457,81 @@ class Machine:
                 if not k.exiting and not k._live_threads():
                     k.terminate(status=0)
 
+    # -- faults handled in place (runtime/native/aotrt.c run_nested_fault) ------------
+    def _nested_fault(self, sig: int, addr: int, host_pc: int, guest_pc: int) -> int:
+        """A fault in translated code, called from inside the host's signal
+        handler with the faulting code suspended: run the guest's handler
+        now; 0 = it returned the context unchanged (the host retries the
+        instruction with the exact guest registers), 1 = the guest goes on
+        at state.pc, 2 = no handler (the usual fault path)."""
+        from runtime.linux.kernel import GuestExit
+        from runtime.linux.sigframe import SigInfo
+        from runtime.linux.signals import SIG_DFL, SIG_IGN
+        from runtime.linux.threads import ThreadExit
+
+        cpu = getattr(self._cpu_tls, "cpu", None)
+        k = self.kernel
+        if cpu is None or k.exiting or k.action(sig)[0] in (SIG_DFL, SIG_IGN) \
+                or cpu.thread.sigmask & (1 << (sig - 1)):
+            return 2
+        st = cpu.state
+        if guest_pc == _MASK64:
+            guest_pc = self._guest_pc_of_host(host_pc)
+        if guest_pc is None:
+            guest_pc = st.fault_pc
+        size = ctypes.sizeof(st)
+        st.pc = guest_pc
+        saved = ctypes.string_at(ctypes.addressof(st), size)
+        code = 2 if sig == signal.SIGBUS or self.mem.find_mapping(addr & _MASK64) else 1
+        info = SigInfo(signo=sig, code=code, addr=addr & _MASK64)
+        stale_sp = st.x[2]
+        t = cpu.thread
+        alt_sp, alt_flags, alt_size = t.altstack
+        try:
+            st.x[2] = stale_sp - _FAULT_FRAME_SLACK
+            try:
+                k.deliver_fault(t, sig, info)
+            except Exception:
+                return 2
+            frame = st.x[2]
+            # the frame records the interrupted sp, not the slack below it
+            self.mem.write_u64(frame + 128 + 176 + 16, stale_sp)
+        finally:
+            pass
+        if alt_size and alt_sp <= frame < alt_sp + alt_size:
+            lo, hi = alt_sp, alt_sp + alt_size
+        else:
+            lo, hi = 0, frame + _FRAME_SIZE
+        cpu.nest.append((frame, lo, hi))
+        try:
+            self._run_cpu(cpu)
+            return 1                              # the process is ending
+        except _NestedReturn:
+            now = ctypes.string_at(ctypes.addressof(st), size)
+            regs = slice(0, 8 * 64 + 16)          # x, f, pc, fcsr
+            if now[regs] == saved[regs]:
+                interrupt = st.interrupt
+                ctypes.memmove(ctypes.addressof(st), saved, size)
+                st.interrupt = interrupt
+                return 0
+            return 1
+        except _NestedAbandon:
+            return 1
+        except ThreadExit:
+            cpu.exit_pending = True
+            return 1
+        except GuestExit as e:
+            k.terminate(outcome=e)
+            return 1
+        except GuestFault as e:
+            k.terminate(outcome=e)
+            return 1
+        except BaseException as e:              # an internal error: reported by the first thread
+            k.terminate(outcome=e)
+            return 1
+        finally:
+            cpu.nest.pop()
+
     # -- the run loop ---------------------------------------------------------------
     def run(self) -> int:
         """Run to completion; return the guest's exit status (or raise GuestFault)."""
@@ -444,6 +540,8 @@ class Machine:
 
         k = self.kernel
         k.start_signal_router()
+        if self.engine != "interp":
+            self._native.set_fault_callback(self._nested_fault)
         try:
             try:
                 return self._run_cpu(self._main_cpu)
@@ -458,6 +556,7 @@ class Machine:
         finally:
             k.terminate(status=0)          # stop any thread still running
             k.stop_signal_router()
+            self._native.set_fault_callback(None)
 
     def _outcome(self, cpu: _Cpu) -> int:
         """The process is ending (another thread's exit_group or fatal
@@ -508,10 +607,18 @@ class Machine:
         st = cpu.state
         cpu.fault_addr = 0
         cpu.fault_signal = 0
+        self._cpu_tls.cpu = cpu
         interp_only = self.engine == "interp"
         while True:
             if k.exiting:
                 return self._outcome(cpu)
+            if cpu.exit_pending:
+                from runtime.linux.threads import ThreadExit
+                raise ThreadExit()
+            if cpu.nest:
+                _frame, lo, hi = cpu.nest[-1]
+                if not lo <= st.x[2] < hi:
+                    raise _NestedAbandon()
             if st.interrupt:
                 st.interrupt = 0
                 t.clear_wake()
@@ -526,10 +633,12 @@ class Machine:
             if st.pc == k.sigreturn_pc and k.sigreturn_pc:
                 # The signal trampoline (``li a7, 139; ecall``): served here,
                 # so no engine needs to translate it.
+                sp = st.x[2]
                 try:
                     k.sys_rt_sigreturn()
                 except ResumeGuest:
-                    pass
+                    if cpu.nest and sp == cpu.nest[-1][0]:
+                        raise _NestedReturn() from None
                 except GuestKilled as e:
                     self._fatal(cpu, GuestFault(e.signal, st.pc, "bad signal frame"))
                 continue
@@ -554,11 +663,12 @@ class Machine:
                 code = self._miss(cpu, st.pc)
                 if code is None:
                     break
-            if code is None or code == EXIT_CONTINUE or code == EXIT_INTERRUPT:
+            if code is None or code in (EXIT_CONTINUE, EXIT_INTERRUPT, EXIT_RESUME):
                 continue
             if code == EXIT_SYSCALL:
                 self.stats.syscalls += 1
                 x = st.x
+                sp = x[2]
                 try:
                     ret = k.syscall(x[17], (x[10], x[11], x[12], x[13], x[14], x[15]))
                 except GuestExit as e:
@@ -567,6 +677,8 @@ class Machine:
                 except GuestKilled as e:
                     self._fatal(cpu, GuestFault(e.signal, st.pc, "killed by signal"))
                 except ResumeGuest:
+                    if cpu.nest and sp == cpu.nest[-1][0]:
+                        raise _NestedReturn() from None
                     continue                         # rt_sigreturn restored the state
                 if ret == -ERESTARTSYS:
                     if not k.restart_after_interrupt():

@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -50,6 +51,7 @@
 #define EXIT_RETURN 8
 #define EXIT_INTERPRET 9
 #define EXIT_INTERRUPT 10
+#define EXIT_RESUME 11
 /* An empty slot of a block table: no guest pc is all ones (pcs are aligned),
  * so a jump to any address, 0 included, never matches one (abi.py). */
 #define HTAB_EMPTY UINT64_MAX
@@ -169,6 +171,49 @@ static int in_copy_range(uintptr_t addr)
     return 0;
 }
 
+/*
+ * A guest fault in translated code whose signal the guest handles: the
+ * guest's handler runs *nested*, from inside this host signal handler, on
+ * the thread's (large) alternate stack: the runtime's callback pushes the
+ * guest signal frame and runs the handler until its rt_sigreturn.  If the
+ * handler returns the context unchanged (it fixed the cause, e.g. mprotect),
+ * returning from this host handler retries the faulting host instruction
+ * with every guest register exactly as it was: translated code keeps them
+ * in host registers, so nothing but this resumption is precise.  Otherwise
+ * (siglongjmp out of the handler, a changed context, the process ending)
+ * the outer run is abandoned and run() returns EXIT_RESUME: the state holds
+ * where the guest goes on.
+ */
+static PyObject *fault_callback;
+static TLS int nested_depth;
+static TLS int fault_resume;
+
+static int run_nested_fault(int sig)
+{
+    if (!fault_callback || nested_depth >= 16)
+        return 2;
+    sigjmp_buf saved;
+    memcpy(saved, fault_env, sizeof saved);
+    nested_depth++;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallFunction(fault_callback, "iKKK", sig, (unsigned long long)fault_addr,
+                                        (unsigned long long)fault_host_pc,
+                                        (unsigned long long)fault_guest_pc);
+    int code = 2;
+    if (r) {
+        code = (int)PyLong_AsLong(r);
+        Py_DECREF(r);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Print();
+        code = 2;
+    }
+    PyGILState_Release(g);
+    nested_depth--;
+    memcpy(fault_env, saved, sizeof saved);
+    return code;
+}
+
 static void fault_handler(int sig, siginfo_t *info, void *ctx)
 {
     uintptr_t addr = (uintptr_t)info->si_addr;
@@ -202,6 +247,13 @@ static void fault_handler(int sig, siginfo_t *info, void *ctx)
         fault_guest_pc = UINT64_MAX;
         fault_sig = sig;
         in_guest = 0;
+        int nested = run_nested_fault(sig);
+        if (nested == 0) {          /* handled: retry the instruction */
+            in_guest = 1;
+            return;
+        }
+        if (nested == 1)            /* the guest went on elsewhere */
+            fault_resume = 1;
         siglongjmp(fault_env, sig);
     }
     /* Not ours: restore the previous disposition and let the fault recur. */
@@ -214,10 +266,14 @@ static void fault_handler(int sig, siginfo_t *info, void *ctx)
 static int ensure_alt_stack(void)
 {
     if (!alt_stack) {
-        size_t sz = 1 << 16;
-        alt_stack = malloc(sz);
-        if (!alt_stack)
+        /* Large: a guest handler may run nested on it (run_nested_fault);
+         * reserved, not committed, until used. */
+        size_t sz = 16u << 20;
+        void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (p == MAP_FAILED)
             return -1;
+        alt_stack = p;
         stack_t ss = { .ss_sp = alt_stack, .ss_size = sz, .ss_flags = 0 };
         sigaltstack(&ss, NULL);
     }
@@ -370,6 +426,8 @@ static uint64_t host_sp_limit(void)
     uint64_t budget = 16u << 20;
     if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < budget)
         budget = rl.rlim_cur / 4;
+    if (nested_depth > 0 && budget > (1u << 20))
+        budget = 1u << 20;          /* on the alternate stack (run_nested_fault) */
     uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
     return sp > budget ? sp - budget : 0;
 }
@@ -386,6 +444,10 @@ static uint64_t run_native(uint8_t *state, const struct htab_entry *tab, uint64_
     uint32_t host_fp = enter_fp(state);
     if (sigsetjmp(fault_env, 1) != 0) {
         leave_fp(state, host_fp);
+        if (fault_resume) {
+            fault_resume = 0;
+            return EXIT_RESUME;
+        }
         return EXIT_FAULT;
     }
     in_guest = 1;
@@ -610,6 +672,17 @@ static PyObject *py_fence(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *py_set_fault_callback(PyObject *self, PyObject *args)
+{
+    PyObject *cb;
+    if (!PyArg_ParseTuple(args, "O", &cb))
+        return NULL;
+    Py_XDECREF(fault_callback);
+    fault_callback = cb == Py_None ? NULL : cb;
+    Py_XINCREF(fault_callback);
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_set_guest_segment(PyObject *self, PyObject *args)
 {
     unsigned long long base;
@@ -666,6 +739,8 @@ static PyMethodDef methods[] = {
      "set_wake_pipe(fd): a byte is written to fd when a caught host signal arrives (-1: none)."},
     {"take_host_signals", py_take_host_signals, METH_NOARGS,
      "take_host_signals() -> [(sig, si_code, si_pid, si_uid, si_value)]: the caught signals since the last call."},
+    {"set_fault_callback", py_set_fault_callback, METH_VARARGS,
+     "set_fault_callback(fn or None): fn(sig, guest_addr, host_pc, guest_pc) -> 0 retry, 1 resume at state.pc, 2 fault."},
     {"cas32", py_cas32, METH_VARARGS,
      "cas32(host_address, expected, desired) -> True if the 32-bit word held expected and now holds desired."},
     {"cmpxchg", py_cmpxchg, METH_VARARGS,

@@ -53,3 +53,5 @@ EXIT_RETURN = 8     # guest return to state.pc: the host caller continues there 
                     # return point, else it passes this on (dispatcher-internal, like CONTINUE)
 EXIT_INTERPRET = 9  # a block's entry range check failed: interpret from state.pc (precise faults)
 EXIT_INTERRUPT = 10  # state.interrupt was set: every register is in the state, resume at state.pc
+EXIT_RESUME = 11    # (the native dispatcher's, not translated code's) a guest signal handler run
+                    # for a fault went elsewhere: resume at state.pc (runtime/native/aotrt.c)
