@@ -286,6 +286,75 @@ def test_amo(op, old, src, new, w):
     assert r.mem.read(DATA + size, 1) == 0xAA         # neighbour untouched
 
 
+@needs_as
+def test_sc_is_value_based():
+    """LR records the address and the value; SC succeeds iff memory still
+    holds that value (a CAS): a store between them makes it fail and write
+    nothing, a store that puts the same value back does not (the ABA caveat
+    QEMU shares, docs/architecture.md)."""
+    mem = {DATA: (7).to_bytes(8, "little")}
+    r = run("lr.d a0, (s0)", x={"s0": DATA}, mem=mem)
+    assert r.state.reservation == DATA and r.state.reservation_value == 7
+    r = run("lr.w a0, (s0)", x={"s0": DATA}, mem={DATA: b"\xfe\xff\xff\xff"})
+    assert r.x("a0") == u64(-2) and r.state.reservation_value == 0xFFFFFFFE   # zero-extended
+    r = run("lr.d a0, (s0)\nsd a3, 0(s0)\nsc.d a1, a2, (s0)", x={"s0": DATA, "a2": 99, "a3": 8}, mem=mem)
+    assert r.x("a1") == 1 and r.mem.read(DATA, 8) == 8 and r.state.reservation == M64
+    r = run("lr.d a0, (s0)\nsd a3, 0(s0)\nsd a0, 0(s0)\nsc.d a1, a2, (s0)",
+            x={"s0": DATA, "a2": 99, "a3": 8}, mem=mem)
+    assert r.x("a1") == 0 and r.mem.read(DATA, 8) == 99
+    # sc.w compares 32 bits: the upper half of the reserved doubleword may change
+    r = run("lr.w a0, (s0)\nsw a3, 4(s0)\nsc.w a1, a2, (s0)",
+            x={"s0": DATA, "a2": 5, "a3": 1}, mem=mem)
+    assert r.x("a1") == 0 and r.mem.read(DATA, 8) == (1 << 32) | 5
+    # a failing SC whose new value equals memory (the no-op CAS) still reports failure
+    r = run("sc.d a1, a2, (s0)", x={"s0": DATA, "a2": 7}, mem=mem)
+    assert r.x("a1") == 1 and r.mem.read(DATA, 8) == 7
+
+
+@needs_as
+@pytest.mark.parametrize("src", ["amoadd.w a0, a1, (s0)", "amoswap.d a0, a1, (s0)", "sc.d a0, a1, (s0)",
+                                 "amomaxu.d a0, a1, (s0)"])
+def test_misaligned_atomic_faults(src):
+    """AMOs and SC need natural alignment (misaligned: a fault, SIGSEGV at the
+    address in every engine), and write nothing."""
+    from aotc.isa.riscv64.state import EXIT_FAULT
+
+    r = run(src, x={"s0": DATA + 4 if ".d" in src else DATA + 2, "a1": 3})
+    assert r.exits == [EXIT_FAULT]
+    assert r.mem.read(DATA, 16) == 0
+
+
+@pytest.mark.parametrize("src, barrier", [
+    ("fence rw, rw", "seq_cst"), ("fence w, r", "seq_cst"), ("fence ow, ir", "seq_cst"),
+    ("fence r, rw", "acq_rel"), ("fence rw, w", "acq_rel"), ("fence.tso", "acq_rel"),
+    ("fence w, w", "acq_rel"), ("fence iorw, iorw", "seq_cst"),
+])
+def test_fence_maps_to_the_barrier_x86_needs(src, barrier):
+    """RVWMO on x86-TSO: only W->R needs a host barrier (LLVM fence seq_cst);
+    every other fence is a compiler barrier (fence acq_rel, no instruction)."""
+    from aotc.backend.llvm_builder import LLVMBuilder
+    from aotc.isa.riscv64.semantics import lift
+
+    if not HAVE_AS:
+        pytest.skip(f"cross assembler {AS} not installed")
+    insn = decode(assemble(src), 0, CODE)
+    assert insn.mnemonic == "fence"
+    b = LLVMBuilder(CODE, frozenset())
+    b.set_insn(insn.pc, insn.next_pc, insn.raw)
+    lift(b, insn)
+    fences = [ln.strip() for ln in b.lines if isinstance(ln, str) and ln.strip().startswith("fence")]
+    assert fences == [f"fence {barrier}"]
+    # the interpreter: a host barrier exactly where translated code has one
+    calls = []
+
+    class Mem(SparseMemory):
+        def fence(self) -> None:
+            calls.append(1)
+
+    Evaluator(CpuState(), Mem()).execute(insn)
+    assert len(calls) == (barrier == "seq_cst")
+
+
 # ---------------------------------------------------------------------------
 # floating point
 # ---------------------------------------------------------------------------

@@ -1422,7 +1422,15 @@ class LLVMBuilder:
         coming back to the dispatcher: backward branches and jumps, calls
         to a lower or equal pc (recursion), and indirect jumps; so a
         thread spinning without system calls still takes its signals.
-        The load is volatile: LLVM may not hoist it out of the loop."""
+        The load is volatile: LLVM may not hoist it out of the loop.
+
+        It is also a compiler barrier for guest memory (an empty asm that
+        clobbers memory, no instruction): a guest loop reloads what it
+        reads on every trip.  Without it LLVM hoisted the load of a relaxed
+        spin (``while (!atomic_load_relaxed(&flag));``, a plain ``lw`` in
+        the guest, with no fence) out of the loop, and the thread never saw
+        the other thread's store (docs/architecture.md, "Memory model")."""
+        self.lines.append('  call void asm sideeffect "", "~{memory}"()')
         self._n += 1
         n = self._n
         word = self._emit(f"load volatile i64, ptr {self._slot(_INTERRUPT)}, align 8", "i64")
