@@ -134,3 +134,9 @@ def run_recorded_case(target: Path, rec: dict, tmp_path: Path, extra: list[str] 
     cmd = [*aotrun_cmd(), *(extra or []), "--clear-env", *env_opts,
            f"--argv0={rec['binary']}", str(target), *args]
     return run_tool(cmd, timeout=timeout)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "thirdparty: runs programs built from third-party sources (tests/thirdparty/sources.py); "
+                   "deselect with -m 'not thirdparty'")
