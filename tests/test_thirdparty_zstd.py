@@ -12,6 +12,7 @@ stdin to stdout.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,25 @@ def test_zstd_stdin_to_stdout(engine, tmp_path, request):
     (gotdir / "stream.zst").write_bytes(got.stdout)
     back = under_engine(engine, zstd.binary, ["-d", "-c", "stream.zst"], ENV, gotdir, image=image, timeout=TIMEOUT[engine])
     assert back.returncode == 0 and back.stdout == data, back.describe()
+
+
+@pytest.mark.parametrize("engine", engines_for("zstd"))
+def test_zstd_output_keeps_the_input_times(engine, tmp_path, request):
+    """zstd gives its output the input's times and mode (utimensat,
+    fchownat, fchmodat) as it does under qemu; a small input, this is about
+    the metadata calls."""
+    zstd, image = _setup(engine, request)
+    refdir, gotdir, data = _dirs(tmp_path)
+    for d in (refdir, gotdir):
+        (d / "small.bin").write_bytes(data[:65536])
+        (d / "small.bin").chmod(0o640)
+        os.utime(d / "small.bin", (1_000_000_000, 1_000_000_000))
+    ref = reference(zstd.binary, ["-q", "small.bin"], ENV, refdir)
+    got = under_engine(engine, zstd.binary, ["-q", "small.bin"], ENV, gotdir, image=image,
+                       timeout=TIMEOUT[engine])
+    assert_same(ref, got)
+    want = (refdir / "small.bin.zst").stat()
+    assert (int(want.st_mtime), want.st_mode & 0o777) == (1_000_000_000, 0o640), "qemu's zstd kept no times?"
+    have = (gotdir / "small.bin.zst").stat()
+    assert (int(have.st_mtime), have.st_mode & 0o777) == (1_000_000_000, 0o640), \
+        f"output mtime {have.st_mtime} mode {oct(have.st_mode)}\n{got.describe()}"
