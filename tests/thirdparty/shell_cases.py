@@ -14,7 +14,7 @@ SH_CASES = {
         'echo "nested $(echo $(echo deep))"',
         "got HELLO\nlines 5\nnested deep\n", 0),
     "background_wait": (
-        '(sleep 0.2; echo background done) & pid=$!; echo started; wait $pid; echo "wait status $?"; '
+        '(sleep 1; echo background done) & pid=$!; echo started; wait $pid; echo "wait status $?"; '
         '(exit 4) & wait $!; echo "second status $?"',
         "started\nbackground done\nwait status 0\nsecond status 4\n", 0),
     "kill_job": (

@@ -459,6 +459,29 @@ def _report_summary(report) -> dict:
     return fields
 
 
+def prune() -> None:
+    """Remove what the current recipes and translator no longer use."""
+    root = cache_root()
+    keep_images = set()
+    for name, (recipe, _builder, program) in RECIPES.items():
+        try:
+            key = _key(recipe())
+        except Unavailable:
+            continue
+        current = root / name / key
+        for d in (root / name).glob("*"):
+            if d != current and d.is_dir():
+                with locked(name):
+                    log.info("prune: %s", d)
+                    shutil.rmtree(d)
+        if (current / "manifest.json").exists():
+            keep_images.add(f"{program}-{_sha256(current / 'out' / program)[:16]}-{aotc_key()}.so")
+    for img in (root / "images").glob("*.so"):
+        if img.name not in keep_images:
+            log.info("prune: %s", img)
+            img.unlink()
+
+
 # --------------------------------------------------------------------------
 # command line
 
@@ -472,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also translate the programs the tests run on the aot engine "
                          f"(AOTC_THIRDPARTY_AOT, default {AOT_DEFAULT}; 'all') into cached aot images (slow)")
     ap.add_argument("--list", action="store_true", help="show what the cache holds")
+    ap.add_argument("--prune", action="store_true",
+                    help="delete builds of other recipe versions and images of other ELFs or translators")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="thirdparty: %(message)s", stream=sys.stderr)
     names = ALL if args.build == "all" else [n for n in args.build.split(",") if n]
@@ -496,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             path = image(built)
             print(f"{name}: aot image {path} ({time.monotonic() - t0:.1f} s now)")
+    if args.prune:
+        prune()
     if args.list:
         root = cache_root()
         for manifest in sorted(root.glob("*/*/manifest.json")):

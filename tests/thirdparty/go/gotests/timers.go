@@ -14,12 +14,14 @@ func timers(args []string) int {
 	time.Sleep(20 * time.Millisecond)
 	fmt.Printf("sleep 20ms: elapsed >= 20ms: %v\n", time.Since(start) >= 20*time.Millisecond)
 
-	fast, slow := time.After(10*time.Millisecond), time.After(200*time.Millisecond)
+	// the slow ones are far apart so that a loaded machine never sees both
+	// ready at once (select would then pick either)
+	fast, slow := time.After(10*time.Millisecond), time.After(10*time.Second)
 	select {
 	case <-fast:
-		fmt.Println("after: 10ms fired before 200ms")
+		fmt.Println("after: 10ms fired before 10s")
 	case <-slow:
-		fmt.Println("after: 200ms fired first (wrong)")
+		fmt.Println("after: 10s fired first (wrong)")
 	}
 
 	t := time.NewTimer(time.Hour)
@@ -43,7 +45,7 @@ func timers(args []string) int {
 	defer cancel()
 	results := make(chan string, 1)
 	go func() {
-		time.Sleep(time.Second)
+		time.Sleep(20 * time.Second)
 		results <- "slow work finished"
 	}()
 	select {
