@@ -43,6 +43,7 @@ from runtime.guest_memory import (PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, GuestM
 from runtime.host_libc import load_libc
 from runtime.linux.abi import SyscallAbi
 from runtime.linux.io_calls import IoCalls
+from runtime.linux.misc_calls import MiscCalls
 from runtime.linux.process_calls import JOB_CONTROL_IOCTLS, ProcessCalls
 from runtime.linux.procfs import ProcView
 from runtime.linux.signals import ERESTARTSYS, SIGPIPE, ResumeGuest, SignalCalls
@@ -282,7 +283,7 @@ def _quote(data: bytes, limit: int = 32) -> str:
 # The kernel
 # --------------------------------------------------------------------------
 
-class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls):
+class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls):
     """The emulated kernel state of one guest process and its syscall entry point."""
 
     def __init__(self, mem: GuestMemory, abi: SyscallAbi, *, brk_start: int, exe_path: str,
@@ -529,6 +530,8 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls):
 
     @_sys("read", "fd", "p", "u")
     def sys_read(self, fd: int, buf: int, count: int) -> int:
+        if self.signalfds and (sfd := self.signalfd_read(fd, buf, count)) is not None:
+            return sfd                          # a signalfd (misc_calls.py)
         host = self.fds.host(_s32(fd))
         self._access_ok(buf, count)
         count = min(count, 0x7FFFF000)

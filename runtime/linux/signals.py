@@ -244,6 +244,8 @@ class SignalCalls:
                     if not t.exited and not t.sigmask & _bit(sig):
                         chosen = t
                         break
+            for hook in getattr(self, "signal_hooks", ()):     # signalfd readiness (misc_calls.py)
+                hook(sig)
             if chosen is not None:
                 self._kick(chosen)
 
