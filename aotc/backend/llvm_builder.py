@@ -1040,8 +1040,15 @@ class LLVMBuilder:
             raise LoweringError(self._pc, op, "unknown atomic_rmw operation")
         self._check(v, _ity(bits))
         ptr = self._atomic_ptr(addr, bits)
-        return self._emit(f"atomicrmw {op} {_GUEST_PTR} {ptr}, {v.ty} {v} seq_cst, align {bits // 8}",
-                          v.ty)
+        old = self._emit(f"atomicrmw {op} {_GUEST_PTR} {ptr}, {v.ty} {v} seq_cst, align {bits // 8}",
+                         v.ty)
+        # The old value through an opaque copy (no instruction): when LLVM
+        # sees only one bit or the flags of it used, the x86 backend turns
+        # the atomicrmw into its lock bts/btr/btc (or lock add/or/... + flags)
+        # intrinsics, which drop the %gs address space: glibc's
+        # ``atomic_fetch_or(&pd->cancelhandling, bit) & bit`` became ``lock
+        # bts`` on the bare guest address and crashed the host.
+        return self._emit(f'call {v.ty} asm "", "=r,0"({v.ty} {old}){_PURE_ASM}', v.ty)
 
     def cmpxchg(self, addr: V, expected: V, new: V, bits: int) -> V:
         ty = _ity(bits)
