@@ -214,6 +214,42 @@ static int run_nested_fault(int sig)
     return code;
 }
 
+static void put_hex(char *buf, size_t *n, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    buf[(*n)++] = '0';
+    buf[(*n)++] = 'x';
+    for (int i = 60; i >= 0; i -= 4)
+        buf[(*n)++] = digits[(v >> i) & 15];
+}
+
+static void report_host_fault(int sig, uintptr_t addr, ucontext_t *uc)
+{
+    char buf[160];
+    size_t n = 0;
+    const char *head = "aotrun: internal error: host signal ";
+    for (const char *p = head; *p; p++)
+        buf[n++] = *p;
+    buf[n++] = (char)('0' + sig / 10);
+    buf[n++] = (char)('0' + sig % 10);
+    const char *a = " at address ";
+    for (const char *p = a; *p; p++)
+        buf[n++] = *p;
+    put_hex(buf, &n, addr);
+#ifdef __x86_64__
+    const char *r = ", host pc ";
+    for (const char *p = r; *p; p++)
+        buf[n++] = *p;
+    put_hex(buf, &n, (uint64_t)uc->uc_mcontext.gregs[REG_RIP]);
+#else
+    (void)uc;
+#endif
+    buf[n++] = in_guest ? '*' : ' ';
+    buf[n++] = '\n';
+    ssize_t w = write(2, buf, n);
+    (void)w;
+}
+
 static void fault_handler(int sig, siginfo_t *info, void *ctx)
 {
     uintptr_t addr = (uintptr_t)info->si_addr;
@@ -256,7 +292,9 @@ static void fault_handler(int sig, siginfo_t *info, void *ctx)
             fault_resume = 1;
         siglongjmp(fault_env, sig);
     }
-    /* Not ours: restore the previous disposition and let the fault recur. */
+    /* Not ours: say where (an internal error: async-signal-safe write), then
+     * restore the previous disposition and let the fault recur. */
+    report_host_fault(sig, addr, uc);
     struct sigaction *old = sig == SIGSEGV ? &old_segv : sig == SIGBUS ? &old_bus : &old_ill;
     sigaction(sig, old, NULL);
 }
