@@ -438,6 +438,13 @@ class LLVMBuilder:
         self._entry_key: dict[str, int] = {}
         # In-region branches (_entry_label): source block, target, conditions.
         self._edges: dict[str, tuple[int, int, dict[int, int | None]]] = {}
+        self._polls: dict[int, tuple[int, int]] = {}       # safe point n → in-region back edge
+        # Per block, for _drop_inner_polls: registers written, the entry
+        # registers loads went through (None: an address from no entry
+        # register, e.g. a constant), and whether it writes guest memory.
+        self._block_writes: dict[int, set[int]] = {}
+        self._block_load_bases: dict[int, set[int | None]] = {}
+        self._block_stores: set[int] = set()
         self.exit_after_insn = False   # set by instructions that must end the block
         # The compare of a flag-neutral compare (aotc.isa.riscv64.fflags_idiom)
         # is lifted with its IEEE flags discarded: no flags raised in software,
@@ -688,6 +695,7 @@ class LLVMBuilder:
         for key, v in dirty:
             if self.region is not None:
                 self._written.add(key)
+                self._block_writes.setdefault(self._block_pc, set()).add(key)
                 if 32 <= key < 64:
                     d = self._double_of.get(v.name)
                     if d is None:
@@ -911,6 +919,62 @@ class LLVMBuilder:
             out.append(ln)
         self.lines = out
 
+    def _drop_inner_polls(self) -> None:
+        """No safe point on the back edge of a loop nested in another loop
+        of the region that holds no loop itself (an innermost inner loop),
+        unless it may spin on memory (``_may_spin``): a poll there keeps
+        LLVM from vectorizing or otherwise optimising the loop where
+        programs spend their time (matmul ran 2.5x slower), and the
+        enclosing loop's back edge polls on every outer trip.  The cost:
+        such an inner loop that never ends (one that writes memory or walks
+        through it, nested in another loop in one region) is not
+        interrupted until it ends (docs/architecture.md, "Threads and
+        signals")."""
+        preds: dict[int, set[int]] = {}
+        for src, target, _c in self._edges.values():
+            preds.setdefault(target, set()).add(src)
+        bodies: dict[tuple[int, int], frozenset[int]] = {}
+        for src, target in set(self._polls.values()):
+            body, todo = {target}, [src]
+            while todo:
+                b = todo.pop()
+                if b not in body:
+                    body.add(b)
+                    todo.extend(preds.get(b, ()))
+            bodies[(src, target)] = frozenset(body)
+        loops = set(bodies.values())
+        drop = set()
+        for n, edge in self._polls.items():
+            body = bodies[edge]
+            nested = any(body < other for other in loops)
+            innermost = not any(other < body for other in loops)
+            if nested and innermost and not self._may_spin(body):
+                drop.add(n)
+        out = []
+        for ln in self.lines:
+            if isinstance(ln, str) and " ; poll." in ln:
+                n = int(ln.rsplit(" ; poll.", 1)[1])
+                if n in drop:
+                    if ln.lstrip().startswith("br i1"):
+                        out.append(f"  br label %go{n}")
+                    continue
+                ln = ln.rsplit(" ; poll.", 1)[0]
+            out.append(ln)
+        self.lines = out
+
+    def _may_spin(self, body: frozenset[int]) -> bool:
+        """Whether a loop may wait on memory another thread or a handler
+        writes: it writes no guest memory (no store, atomic or fence) and
+        reads some address that stays the same on every trip (through an
+        entry register the loop does not write, or a constant).  LLVM may
+        hoist such a load out of the loop: only the safe point's compiler
+        barrier keeps it in, so such a loop keeps its safe point."""
+        if any(b in self._block_stores for b in body):
+            return False
+        written = set().union(*(self._block_writes.get(b, set()) for b in body))
+        bases = set().union(*(self._block_load_bases.get(b, set()) for b in body))
+        return any(k is None or k not in written for k in bases)
+
     def _ensure_sp(self, target: "int | V") -> None:
         """Before control leaves the block for ``target``: keep the stack
         pointer near the guest space at every block entry (the invariant
@@ -1011,10 +1075,13 @@ class LLVMBuilder:
                 "  unreachable"]
 
     def load(self, addr: V, bits: int) -> V:
+        d = self._distance(addr)
+        self._block_load_bases.setdefault(self._block_pc, set()).add(d[1] if d is not None else None)
         ptr = self._host_ptr(addr)
         return self._emit(f"load i{bits}, {_GUEST_PTR} {ptr}, align 1", _ity(bits))
 
     def store(self, addr: V, v: V) -> None:
+        self._block_stores.add(self._block_pc)
         ptr = self._host_ptr(addr)
         self.lines.append(f"  store {v.ty} {v}, {_GUEST_PTR} {ptr}, align 1")
 
@@ -1036,6 +1103,7 @@ class LLVMBuilder:
         return self._host_ptr(addr)
 
     def atomic_rmw(self, op: str, addr: V, v: V, bits: int) -> V:
+        self._block_stores.add(self._block_pc)
         if op not in ATOMIC_RMW_OPS:
             raise LoweringError(self._pc, op, "unknown atomic_rmw operation")
         self._check(v, _ity(bits))
@@ -1051,6 +1119,7 @@ class LLVMBuilder:
         return self._emit(f'call {v.ty} asm "", "=r,0"({v.ty} {old}){_PURE_ASM}', v.ty)
 
     def cmpxchg(self, addr: V, expected: V, new: V, bits: int) -> V:
+        self._block_stores.add(self._block_pc)
         ty = _ity(bits)
         self._check(expected, ty)
         self._check(new, ty)
@@ -1062,6 +1131,7 @@ class LLVMBuilder:
     def fence(self, store_load: bool = True) -> None:
         """``fence seq_cst`` (x86: a locked or / mfence) or ``fence acq_rel``
         (x86: no instruction; LLVM moves no memory access across it)."""
+        self._block_stores.add(self._block_pc)
         self.lines.append(f"  fence {'seq_cst' if store_load else 'acq_rel'}")
 
     # -- floating point ---------------------------------------------------
@@ -1437,12 +1507,16 @@ class LLVMBuilder:
         spin (``while (!atomic_load_relaxed(&flag));``, a plain ``lw`` in
         the guest, with no fence) out of the loop, and the thread never saw
         the other thread's store (docs/architecture.md, "Memory model")."""
-        self.lines.append('  call void asm sideeffect "", "~{memory}"()')
         self._n += 1
         n = self._n
+        if self.region is not None and isinstance(target, int) and target in self.region:
+            self._polls[n] = (self._block_pc, target)     # an in-region back edge: see _drop_inner_polls
+        self.lines.append(f'  call void asm sideeffect "", "~{{memory}}"() ; poll.{n}')
         word = self._emit(f"load volatile i64, ptr {self._slot(_INTERRUPT)}, align 8", "i64")
+        self.lines[-1] += f" ; poll.{n}"
         calm = self._emit(f"icmp eq i64 {word}, 0", "i1")
-        self.lines.append(f"  br i1 {calm}, label %go{n}, label %intr{n}, !prof !0")
+        self.lines[-1] += f" ; poll.{n}"
+        self.lines.append(f"  br i1 {calm}, label %go{n}, label %intr{n}, !prof !0 ; poll.{n}")
         self.lines.append(f"intr{n}:")
         self._exit(EXIT_INTERRUPT, target)
         self.lines.append(f"go{n}:")
@@ -1682,6 +1756,7 @@ class LLVMBuilder:
         if not self.ended:
             self.jump(self._next_pc)
         self._resolve_edges()
+        self._drop_inner_polls()
         if self.region is None:
             self.lines = [_EntryCheck(self.entry_pc), "body:", *self.lines]
         lines: list = []
