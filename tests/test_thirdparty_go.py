@@ -45,6 +45,10 @@ CASES = {
 }
 
 
+# Every Go program reads the time CSR at start-up (runtime.cputicks:
+# ``rdtime``), which the riscv64 semantics do not implement yet (Zicntr,
+# issue 22): SIGILL on every engine.  Strict: these must fail until then.
+@pytest.mark.xfail(strict=True, reason="rdtime (Zicntr) not implemented yet: Go's runtime gets SIGILL at start-up")
 @pytest.mark.parametrize("engine", engines_for("gotests"))
 @pytest.mark.parametrize("case", list(CASES))
 def test_go(case, engine, tmp_path, request):
