@@ -56,7 +56,14 @@ for _p in (str(ROOT), str(ROOT / "fuzz")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-SLEEPERS = {"nanosleep", "clock_nanosleep", "futex"}
+# Calls that may legitimately wait without bound on valid arguments (a
+# socket or pipe nobody writes, a signal nobody sends, a child that never
+# exits): the per-call alarm cuts them, and that is not a hang.
+SLEEPERS = {"nanosleep", "clock_nanosleep", "futex", "poll", "ppoll", "select", "pselect6",
+            "epoll_wait", "epoll_pwait", "epoll_pwait2", "accept", "accept4", "connect",
+            "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg", "splice", "tee",
+            "vmsplice", "sendfile", "copy_file_range", "wait4", "waitid", "pause", "rt_sigsuspend",
+            "rt_sigtimedwait", "flock", "read", "readv", "pread64", "preadv", "preadv2"}
 PIPE_IO = {"read", "write", "readv", "writev", "pread64", "pwrite64"}
 MASK64 = (1 << 64) - 1
 
@@ -168,7 +175,8 @@ class Child:
         if gfd not in world.kernel.fds:
             return None
         hfd = world.kernel.fds.host(gfd)
-        if not stat.S_ISFIFO(os.fstat(hfd).st_mode):
+        mode = os.fstat(hfd).st_mode
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):   # pipes, sockets, eventfds, timerfds may block
             return None
         flags = fcntl.fcntl(hfd, fcntl.F_GETFL)
         if flags & os.O_NONBLOCK:
