@@ -38,10 +38,12 @@ import os
 import select
 import signal as _signal
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
 
+from runtime.linux.sigframe import SI_TKILL, SI_USER, SigInfo, push_frame, restore_frame
 from runtime.linux.syscall_base import GuestKilled, s32, syscall
 
 SIG_DFL, SIG_IGN = 0, 1
@@ -187,7 +189,6 @@ class SignalCalls:
 
     def _route(self) -> None:
         from runtime import _native
-        from runtime.linux.sigframe import SigInfo
 
         pipe = self._router_pipe
         if pipe is None:
@@ -202,7 +203,10 @@ class SignalCalls:
                 if not data:
                     return
                 for sig, code, pid, uid, value in _native.take_host_signals():
-                    self.post_signal(sig, SigInfo(signo=sig, code=code, pid=pid, uid=uid, value=value))
+                    try:
+                        self.post_signal(sig, SigInfo(signo=sig, code=code, pid=pid, uid=uid, value=value))
+                    except Exception as e:      # the router must outlive one bad signal
+                        print(f"aotrun: internal error routing signal {sig}: {e!r}", file=sys.stderr)
                 if b"q" in data:
                     return
         finally:
@@ -211,7 +215,6 @@ class SignalCalls:
     # -- generation ----------------------------------------------------------------
     def post_signal(self, sig: int, info=None, thread=None) -> None:
         """Generate ``sig`` for the process (``thread`` None) or one thread."""
-        from runtime.linux.sigframe import SI_USER, SigInfo
 
         if info is None:
             info = SigInfo(signo=sig, code=SI_USER, pid=self.pid, uid=os.getuid())
@@ -268,7 +271,6 @@ class SignalCalls:
     def _dequeue(self, t, mask: int) -> tuple[int, object] | None:
         """The lowest signal pending for ``t`` and not in ``mask``
         (synchronous ones first, like Linux), removed from its queue."""
-        from runtime.linux.sigframe import SI_USER, SigInfo
 
         with self._sig_lock:
             for pending, queues, owner in ((t.pending, t.sig_info, t), (self.pending_signals, self._proc_info, None)):
@@ -312,7 +314,6 @@ class SignalCalls:
         """Deliver what is pending and unblocked for thread ``t`` at a safe
         point (``t.state`` exact): default actions, or handler frames.
         Raises GuestKilled for a fatal default action."""
-        from runtime.linux.sigframe import push_frame
 
         state = t.state
         while True:
@@ -433,7 +434,6 @@ class SignalCalls:
             return -_errno.EINVAL
         if sig == 0:
             return 0
-        from runtime.linux.sigframe import SI_USER, SigInfo
 
         self.post_signal(sig, SigInfo(signo=sig, code=SI_USER, pid=self.pid, uid=os.getuid()))
         return 0
@@ -456,7 +456,6 @@ class SignalCalls:
         return -_errno.ESRCH
 
     def _thread_signal(self, tid: int, sig: int) -> int:
-        from runtime.linux.sigframe import SI_TKILL, SigInfo
 
         if sig < 0 or sig > NSIG:
             return -_errno.EINVAL
@@ -484,7 +483,6 @@ class SignalCalls:
         return self._thread_signal(s32(tid), s32(sig))
 
     def _queueinfo(self, tid: int | None, sig: int, uinfo: int) -> int:
-        from runtime.linux.sigframe import SigInfo
 
         s = s32(sig)
         if s < 1 or s > NSIG:
@@ -654,7 +652,6 @@ class SignalCalls:
 
     @syscall("rt_sigreturn")
     def sys_rt_sigreturn(self) -> int:
-        from runtime.linux.sigframe import restore_frame
 
         t = self.current
         try:
