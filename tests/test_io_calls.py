@@ -12,14 +12,13 @@ import time
 
 import pytest
 
-from runtime.guest_memory import PROT_READ, PROT_WRITE, GuestMemory
 from runtime.linux import RISCV64_ABI, X86_64_ABI
 from runtime.linux.kernel import LinuxKernel
 
+from test_syscalls import BUF, BUF_SIZE, Scratch, g, mem  # noqa: F401  (the scratch-page fixtures)
+
 NR = RISCV64_ABI.numbers
 X86 = X86_64_ABI.numbers
-BUF = 0x10000
-BUF_SIZE = 0x10000
 UNMAPPED = 0x5000_0000
 POLLIN, POLLOUT, POLLHUP, POLLNVAL = 0x1, 0x4, 0x10, 0x20
 EPOLLIN, EPOLLOUT = 0x1, 0x4
@@ -28,14 +27,6 @@ SOCK_STREAM, SOCK_DGRAM = 1, 2
 SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
 SOL_SOCKET, SCM_RIGHTS = 1, 1
 SIGUSR1 = 10
-
-
-@pytest.fixture
-def mem():
-    m = GuestMemory()
-    m.map(BUF, BUF_SIZE, PROT_READ | PROT_WRITE, "scratch")
-    yield m
-    m.release()
 
 
 def _kernel(mem, abi=RISCV64_ABI):
@@ -47,30 +38,6 @@ def k(mem):
     kern = _kernel(mem)
     yield kern
     kern.close()
-
-
-class Scratch:
-    """Bump allocator of guest scratch memory."""
-
-    def __init__(self, mem):
-        self.mem = mem
-        self.next = BUF
-
-    def alloc(self, size: int) -> int:
-        addr = self.next
-        self.next = (self.next + size + 15) & ~15
-        assert self.next <= BUF + BUF_SIZE
-        return addr
-
-    def bytes(self, data: bytes) -> int:
-        addr = self.alloc(len(data))
-        self.mem.write(addr, data)
-        return addr
-
-
-@pytest.fixture
-def g(mem):
-    return Scratch(mem)
 
 
 def sc(k, name, *args):

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from runtime.guest_memory import PROT_READ, PROT_WRITE, GuestMemory
 from runtime.linux import RISCV64_ABI, X86_64_ABI
 from runtime.linux.kernel import LinuxKernel
 from runtime.linux.sigframe import SI_TIMER, SI_USER, SigInfo
 
+from test_syscalls import BUF, BUF_SIZE, Scratch, g, mem  # noqa: F401  (the scratch-page fixtures)
+
 NR = RISCV64_ABI.numbers
-BUF = 0x10000
-BUF_SIZE = 0x10000
 UNMAPPED = 0x5000_0000
 SIGUSR1, SIGUSR2, SIGALRM, SIGRTMIN = 10, 12, 14, 32
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID = 0, 1, 4
@@ -36,45 +35,10 @@ MASK64 = (1 << 64) - 1
 
 
 @pytest.fixture
-def mem():
-    m = GuestMemory()
-    m.map(BUF, BUF_SIZE, PROT_READ | PROT_WRITE, "scratch")
-    yield m
-    m.release()
-
-
-@pytest.fixture
 def k(mem):
     kern = LinuxKernel(mem, RISCV64_ABI, brk_start=0x20_0000, exe_path="/usr/bin/guest-prog")
     yield kern
     kern.close()
-
-
-class Scratch:
-    """Bump allocator of guest scratch memory."""
-
-    def __init__(self, mem):
-        self.mem = mem
-        self.next = BUF
-
-    def alloc(self, size: int) -> int:
-        addr = self.next
-        self.next = (self.next + size + 15) & ~15
-        assert self.next <= BUF + BUF_SIZE
-        return addr
-
-    def bytes(self, data: bytes) -> int:
-        addr = self.alloc(len(data))
-        self.mem.write(addr, data)
-        return addr
-
-    def str(self, s) -> int:
-        return self.bytes(os.fsencode(s) + b"\0")
-
-
-@pytest.fixture
-def g(mem):
-    return Scratch(mem)
 
 
 def sc(k, name, *args):
