@@ -950,12 +950,21 @@ class IoCalls:
         self._need(buf, n, PROT_READ)
         name, nlen = self._sockaddr_in(hfd, addr, addrlen) if addr else (None, 0)
         base = self.mem.host_address(buf) if n else None
+        def attempt(sent: int) -> Callable[[int], int]:
+            ptr = None if base is None else base + sent
+            return lambda fl: _call(_libc.sendto, hfd, ptr, n - sent, fl, name, nlen)
+
+        return self._send_all(hfd, flags, n, attempt)
+
+    def _send_all(self, hfd: int, flags: int, total: int,
+                  attempt: Callable[[int], Callable[[int], int]]) -> int:
+        """Send ``total`` bytes in as many host calls as a blocking stream
+        socket needs (``attempt(sent)``: the host call for what is left);
+        an interruption or error after some bytes went returns their count."""
         sent = 0
         while True:
-            ptr = None if base is None else base + sent
             try:
-                r = self._sock_io(hfd, POLLOUT, flags, SO_SNDTIMEO_OLD,
-                                  lambda fl: _call(_libc.sendto, hfd, ptr, n - sent, fl, name, nlen))
+                r = self._sock_io(hfd, POLLOUT, flags, SO_SNDTIMEO_OLD, attempt(sent))
             except Errno as e:
                 if sent and e.err == _errno.EINTR:
                     return sent
@@ -965,7 +974,7 @@ class IoCalls:
                     return sent
                 raise Errno(-r)
             sent += r
-            if sent >= n or r == 0 or not self._stream_blocking(hfd, flags):
+            if sent >= total or r == 0 or not self._stream_blocking(hfd, flags):
                 return sent
 
     @syscall("recvfrom", "fd", "p", "u", "x", "p", "p")
@@ -1081,8 +1090,8 @@ class IoCalls:
                       else (None, 0))
         ctl = self._control_to_host(control, controllen) if controllen else b""
         total = sum(ln for _b, ln in hvecs)
-        sent = 0
-        while True:
+
+        def attempt(sent: int) -> Callable[[int], int]:
             # The iovecs left after ``sent`` bytes; control goes with the first bytes.
             rest, skip = [], sent
             for b, ln in hvecs:
@@ -1099,20 +1108,10 @@ class IoCalls:
                         nlen, ctypes.cast(arr, ctypes.c_void_p).value, len(rest),
                         ctypes.cast(cbuf, ctypes.c_void_p).value if cbuf is not None else None,
                         len(ctl) if cbuf is not None else 0, 0)
-            try:
-                r = self._sock_io(hfd, POLLOUT, flags, SO_SNDTIMEO_OLD,
-                                  lambda fl: _call(_libc.sendmsg, hfd, ctypes.byref(h), fl))
-            except Errno as e:
-                if sent and e.err == _errno.EINTR:
-                    return sent
-                raise
-            if r < 0:
-                if sent:
-                    return sent
-                raise Errno(-r)
-            sent += r
-            if sent >= total or r == 0 or not self._stream_blocking(hfd, flags):
-                return sent
+            # h holds bare addresses: the default argument keeps arr and cbuf alive for the call
+            return lambda fl, _keep=(arr, cbuf): _call(_libc.sendmsg, hfd, ctypes.byref(h), fl)
+
+        return self._send_all(hfd, flags, total, attempt)
 
     def _recvmsg(self, fd: int, msg: int, flags: int) -> int:
         hfd = self.fds.host(s32(fd))
