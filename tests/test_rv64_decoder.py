@@ -437,8 +437,11 @@ def format_objdump(i) -> tuple[str, str]:
         if m.startswith("lr."):
             return m + suffix, f"{rd},({rs1})"
         return m + suffix, f"{rd},{rs2},({rs1})"
-    if m in ("slli", "srli", "srai", "slliw", "srliw", "sraiw"):
+    if m in ("slli", "srli", "srai", "slliw", "srliw", "sraiw", "rori", "roriw", "slli.uw",
+             "bclri", "bseti", "binvi", "bexti"):
         return m, f"{rd},{rs1},{i.imm:#x}"
+    if m in ("clz", "ctz", "cpop", "clzw", "ctzw", "cpopw", "sext.b", "sext.h", "zext.h", "orc.b", "rev8"):
+        return m, f"{rd},{rs1}"
     if m in ("addi", "slti", "sltiu", "xori", "ori", "andi", "addiw"):
         return m, f"{rd},{rs1},{i.imm}"
     if m.startswith(("fmadd", "fmsub", "fnmsub", "fnmadd")):
@@ -484,8 +487,9 @@ def test_objdump_sweep(sweep):
 
 @needs_tools
 def test_objdump_random_words():
-    """Random 32-bit words: where objdump knows an rv64gc instruction we must agree,
-    and where it prints no instruction we must reject the word."""
+    """Random 32-bit words: where objdump knows an rv64gc_zba_zbb_zbs instruction
+    we must agree, and where it prints no instruction we must reject the word
+    (but for Zicond, which binutils 2.40 predates)."""
     rng = random.Random(99)
     words = []
     for _ in range(4000):
@@ -498,7 +502,7 @@ def test_objdump_random_words():
         op = rng.choice([0x13, 0x1B, 0x33, 0x3B, 0x03, 0x23, 0x53, 0x2F, 0x73, 0x0F, 0x07, 0x27, 0x43, 0x67, 0x63])
         words.append((rng.getrandbits(25) << 7) | op)
     src = ".text\n" + "\n".join(f".insn 4, {w:#x}" for w in words) + "\n"
-    code, dump = _assemble(src)
+    code, dump = _assemble(src, "rv64gc_zba_zbb_zbs")
     rows = _parse_dump(dump)
     assert len(rows) == len(words)
     known = 0
@@ -512,6 +516,8 @@ def test_objdump_random_words():
             continue
         if mn.startswith(".") and i.mnemonic in ("fence", "fence.i"):
             continue  # spec: implementations ignore fence's reserved fields; binutils is stricter
+        if mn.startswith(".") and i.mnemonic.startswith("czero."):
+            continue  # Zicond: binutils 2.40 does not know it (tests/test_rv64_bitmanip.py)
         known += 1
         ours_m, ours_ops = format_objdump(i)
         ours_ops = _normalise_rm(ours_m, ops, ours_ops)

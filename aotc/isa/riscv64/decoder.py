@@ -1,7 +1,8 @@
 """Table-driven RV64GC decoder: bytes -> ``Insn``.
 
 ``decode(code, offset, pc)`` decodes one instruction (RV64 I, M, A, F, D, C,
-Zicsr, Zifencei).  Compressed instructions are expanded to the base
+Zicsr, Zifencei, and the bit-manipulation extensions Zba, Zbb, Zbs and the
+conditional-zero extension Zicond).  Compressed instructions are expanded to the base
 instruction they stand for (``size == 2``, ``compressed == True``).
 
 Decoding work is cached per instruction word: the first time a word is seen
@@ -14,6 +15,13 @@ Notes on fields beyond ``Insn``'s docstring:
   (``fence.tso`` and ``pause`` decode as ``fence``); ``fence.i`` has imm 0.
 * FP instructions with a rounding-mode field keep it in ``rm`` even when it is
   the reserved value 5 or 6; the semantics trap on those.
+* Bit manipulation (ratified B: Zba, Zbb, Zbs; RV64 encodings): the shift-
+  immediate forms ``rori``, ``bclri``, ``bseti``, ``binvi``, ``bexti`` and
+  ``slli.uw`` carry a 6-bit shamt in ``imm``, ``roriw`` a 5-bit one; the
+  unary forms (``clz``, ``ctz``, ``cpop`` and their W forms, ``sext.b``,
+  ``sext.h``, ``zext.h``, ``orc.b``, ``rev8``) use only rd and rs1.
+  ``zext.h`` on RV64 is the OP-32 ``packw`` encoding with rs2 = 0 (``packw``
+  itself, Zbkb, is not decoded).
 """
 
 from __future__ import annotations
@@ -61,12 +69,37 @@ _OP = {
     (0x00, 6): "or", (0x00, 7): "and",
     (0x01, 0): "mul", (0x01, 1): "mulh", (0x01, 2): "mulhsu", (0x01, 3): "mulhu",
     (0x01, 4): "div", (0x01, 5): "divu", (0x01, 6): "rem", (0x01, 7): "remu",
+    # Zba
+    (0x10, 2): "sh1add", (0x10, 4): "sh2add", (0x10, 6): "sh3add",
+    # Zbb
+    (0x20, 7): "andn", (0x20, 6): "orn", (0x20, 4): "xnor",
+    (0x05, 4): "min", (0x05, 5): "minu", (0x05, 6): "max", (0x05, 7): "maxu",
+    (0x30, 1): "rol", (0x30, 5): "ror",
+    # Zbs
+    (0x24, 1): "bclr", (0x24, 5): "bext", (0x34, 1): "binv", (0x14, 1): "bset",
+    # Zicond
+    (0x07, 5): "czero.eqz", (0x07, 7): "czero.nez",
 }
 _OP32 = {
     (0x00, 0): "addw", (0x20, 0): "subw", (0x00, 1): "sllw", (0x00, 5): "srlw",
     (0x20, 5): "sraw",
     (0x01, 0): "mulw", (0x01, 4): "divw", (0x01, 5): "divuw", (0x01, 6): "remw",
     (0x01, 7): "remuw",
+    # Zba
+    (0x04, 0): "add.uw", (0x10, 2): "sh1add.uw", (0x10, 4): "sh2add.uw", (0x10, 6): "sh3add.uw",
+    # Zbb
+    (0x30, 1): "rolw", (0x30, 5): "rorw",
+}
+# OP-IMM funct3=1 / OP-IMM-32 funct3=1 with a full funct12: Zbb unary operations.
+_OPIMM_UNARY = {0x600: "clz", 0x601: "ctz", 0x602: "cpop", 0x604: "sext.b", 0x605: "sext.h"}
+_OPIMM32_UNARY = {0x600: "clzw", 0x601: "ctzw", 0x602: "cpopw"}
+# OP-IMM funct3=5 with a full funct12 (RV64 encodings).
+_OPIMM5_UNARY = {0x287: "orc.b", 0x6B8: "rev8"}
+# OP-IMM shifts by a 6-bit shamt: (funct3, imm[11:6]) -> mnemonic.
+_OPIMM_SHIFT = {
+    (1, 0x00): "slli", (5, 0x00): "srli", (5, 0x10): "srai",
+    (5, 0x18): "rori",                                      # Zbb
+    (1, 0x12): "bclri", (1, 0x0A): "bseti", (1, 0x1A): "binvi", (5, 0x12): "bexti",  # Zbs
 }
 _AMO = {
     0x00: "amoadd", 0x01: "amoswap", 0x02: "lr", 0x03: "sc", 0x04: "amoxor",
@@ -103,16 +136,13 @@ def _decode32(w: int) -> _Fields:
     f7 = w >> 25
     if op == 0x13:  # OP-IMM
         imm = _sx(w >> 20, 12)
-        if f3 == 1:
-            if w >> 26:
-                raise _Illegal("reserved slli encoding")
-            return _f("slli", rd, rs1, imm=(w >> 20) & 0x3F)
-        if f3 == 5:
-            hi = w >> 26
-            if hi == 0:
-                return _f("srli", rd, rs1, imm=(w >> 20) & 0x3F)
-            if hi == 0x10:
-                return _f("srai", rd, rs1, imm=(w >> 20) & 0x3F)
+        if f3 == 1 or f3 == 5:
+            m = _OPIMM_SHIFT.get((f3, w >> 26))
+            if m is not None:
+                return _f(m, rd, rs1, imm=(w >> 20) & 0x3F)
+            m = (_OPIMM_UNARY if f3 == 1 else _OPIMM5_UNARY).get(w >> 20)
+            if m is not None:
+                return _f(m, rd, rs1)
             raise _Illegal("reserved shift encoding")
         return _f(_OPIMM[f3], rd, rs1, imm=imm)
     if op == 0x03:  # LOAD
@@ -131,6 +161,8 @@ def _decode32(w: int) -> _Fields:
             raise _Illegal("reserved OP encoding")
         return _f(m, rd, rs1, rs2)
     if op == 0x3B:  # OP-32
+        if f7 == 0x04 and f3 == 4 and rs2 == 0:
+            return _f("zext.h", rd, rs1)     # RV64 zext.h: packw with rs2 = x0
         m = _OP32.get((f7, f3))
         if m is None:
             raise _Illegal("reserved OP-32 encoding")
@@ -140,10 +172,16 @@ def _decode32(w: int) -> _Fields:
             return _f("addiw", rd, rs1, imm=_sx(w >> 20, 12))
         if f3 == 1 and f7 == 0:
             return _f("slliw", rd, rs1, imm=rs2)
+        if f3 == 1 and w >> 26 == 0x02:
+            return _f("slli.uw", rd, rs1, imm=(w >> 20) & 0x3F)
+        if f3 == 1 and (w >> 20) in _OPIMM32_UNARY:
+            return _f(_OPIMM32_UNARY[w >> 20], rd, rs1)
         if f3 == 5 and f7 == 0:
             return _f("srliw", rd, rs1, imm=rs2)
         if f3 == 5 and f7 == 0x20:
             return _f("sraiw", rd, rs1, imm=rs2)
+        if f3 == 5 and f7 == 0x30:
+            return _f("roriw", rd, rs1, imm=rs2)
         raise _Illegal("reserved OP-IMM-32 encoding")
     if op == 0x37:
         return _f("lui", rd, imm=_sx(w & 0xFFFFF000, 32))
