@@ -64,7 +64,7 @@ def _form_blocks(code: "_Code", leaders: "Iterable[int]", ends: "set[int] | froz
                 break
         if bad is not None and not insns:
             result.undecodable.append(leader)
-        result.blocks[leader] = Block(leader, tuple(insns), bad)
+        result.blocks[leader] = Block(leader, tuple(insns), bad, code.raw_at(bad) if bad is not None else 0)
 
 
 def ends_block(insn: Insn) -> bool:
@@ -88,6 +88,7 @@ class Block:
     pc: int
     insns: tuple[Insn, ...]
     bad_pc: int | None = None     # pc of an undecodable instruction ending the block
+    bad_raw: int = 0              # its bits (16 or 32, as far as the code range holds them)
 
     @property
     def end(self) -> int:
@@ -141,6 +142,19 @@ class _Code:
 
     def contains(self, addr: int) -> bool:
         return addr % 2 == 0 and self.find(addr) is not None
+
+    def raw_at(self, pc: int) -> int:
+        """The bits of the instruction at ``pc`` for an illegal-instruction
+        report: 16 for a compressed encoding (low bits != 11), else 32 — as
+        many of them as the code range holds (0 outside code)."""
+        rng = self.find(pc)
+        if rng is None:
+            return 0
+        off = pc - rng.start
+        data = rng.data[off:off + 2]
+        if len(data) == 2 and data[0] & 3 == 3:
+            data = rng.data[off:off + 4]
+        return int.from_bytes(data, "little")
 
     def decode_at(self, pc: int) -> Insn | None:
         """The instruction at ``pc`` (cached), or None if it does not decode."""

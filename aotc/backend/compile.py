@@ -162,7 +162,7 @@ def lift_insns(b: LLVMBuilder, block: Block, untranslated: list[Untranslated],
         if b.ended:
             return
     if block.bad_pc is not None:
-        b.set_insn(block.bad_pc, block.bad_pc + 2, 0)
+        b.set_insn(block.bad_pc, block.bad_pc + 2, block.bad_raw)
         untranslated.append(Untranslated(block.bad_pc, "(undecodable)", "not a valid instruction"))
         b.trap_illegal()
     else:
