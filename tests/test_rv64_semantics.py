@@ -545,10 +545,14 @@ def test_csr():
     assert (r.x("a0"), r.x("a1"), r.x("a2"), r.x("a3")) == (0x1F, 7, 0xFF & ~1, 0)
     r = run("csrrw a0, fflags, a1", x={"a1": 0xFFF}, fcsr=0x40)
     assert r.x("a0") == 0 and r.state.fcsr == 0x5F
-    # time/cycle/instret are not emulated yet: they trap (never read as 0)
-    for csr in ("cycle", "time", "instret", "0x7c0"):
-        r = run(f"csrrs a0, {csr}, x0", x={"a0": 77})
-        assert r.exits == [EXIT_ILLEGAL] and r.x("a0") == 77
+    # the counters read (tests/test_counters.py checks their values against the
+    # host clock); writing them, and any other CSR, is illegal
+    r = run("csrrs a0, cycle, x0\ncsrrs a1, time, x0\ncsrrs a2, instret, x0\ncsrrs a3, hpmcounter3, x0",
+            x={"a0": 77, "a1": 77, "a2": 77, "a3": 77})
+    assert r.exits == [] and 0 not in (r.x("a0"), r.x("a1"), r.x("a2")) and r.x("a3") == 0
+    for insn in ("csrrs a0, 0x7c0, x0", "csrrw a0, time, a1", "csrrs a0, cycle, a1", "csrrci a0, instret, 1"):
+        r = run(insn, x={"a0": 77, "a1": 1})
+        assert r.exits == [EXIT_ILLEGAL] and r.x("a0") == 77, insn
 
 
 # ---------------------------------------------------------------------------

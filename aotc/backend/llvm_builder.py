@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from aotc.backend.abi import PASSED_REGS, RETURNED_REGS
 from aotc.backend.rmm import tie_correction
 from aotc.errors import LoweringError
-from aotc.ir.builder import ATOMIC_RMW_OPS
+from aotc.ir.builder import ATOMIC_RMW_OPS, COUNTERS
 from aotc.isa.riscv64.semantics.rvf import CANONICAL_NAN as _CANONICAL_NAN
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
@@ -48,6 +48,9 @@ _EXIT_INFO = OFFSETS["exit_info"]
 _RES_VALUE = OFFSETS["reservation_value"]
 _SP_LIMIT = OFFSETS["host_sp_limit"]
 _INTERRUPT = OFFSETS["interrupt"]
+_TIME_TSC0 = OFFSETS["time_tsc0"]
+_TIME_MULT = OFFSETS["time_mult"]
+_TIME_BASE = OFFSETS["time_base"]
 
 # Round-to-integral (constrained) intrinsic per static rounding mode; DYN uses
 # nearbyint, which rounds with the host FPU's current mode: the guest's frm
@@ -1133,6 +1136,28 @@ class LLVMBuilder:
         (x86: no instruction; LLVM moves no memory access across it)."""
         self._block_stores.add(self._block_pc)
         self.lines.append(f"  fence {'seq_cst' if store_load else 'acq_rel'}")
+
+    # -- counters ---------------------------------------------------------
+    def read_counter(self, which: str) -> V:
+        """The host TSC (``rdtsc``) for cycle/instret; for time, the TSC
+        converted to the guest timebase with the state's calibration (the
+        formula of runtime/guest_clock.py ``read_counter``)."""
+        if which not in COUNTERS:
+            raise LoweringError(self._pc, "?", f"unknown counter {which!r}")
+        self._declare("declare i64 @llvm.readcyclecounter()")
+        tsc = self._emit("call i64 @llvm.readcyclecounter()", "i64")
+        if which != "time":
+            return tsc
+        tsc0 = self._emit(f"load i64, ptr {self._slot(_TIME_TSC0)}, align 8", "i64")
+        mult = self._emit(f"load i64, ptr {self._slot(_TIME_MULT)}, align 8", "i64")
+        base = self._emit(f"load i64, ptr {self._slot(_TIME_BASE)}, align 8", "i64")
+        delta = self._emit(f"sub i64 {tsc}, {tsc0}", "i64")
+        behind = self._emit(f"icmp slt i64 {delta}, 0", "i1")
+        delta = self._emit(f"select i1 {behind}, i64 0, i64 {delta}", "i64")
+        wide = self._emit(f"mul nuw i128 {self._emit(f'zext i64 {delta} to i128', 'i128')}, "
+                          f"{self._emit(f'zext i64 {mult} to i128', 'i128')}", "i128")
+        scaled = self._emit(f"trunc i128 {self._emit(f'lshr i128 {wide}, 32', 'i128')} to i64", "i64")
+        return self._emit(f"add i64 {base}, {scaled}", "i64")
 
     # -- floating point ---------------------------------------------------
     def _opaque(self, v: V) -> V:

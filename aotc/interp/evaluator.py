@@ -18,9 +18,11 @@ next pc (EXIT_CONTINUE) or the pc of the exiting instruction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import time
 from typing import Protocol
 
 from aotc.errors import GuestMemoryError
+from aotc.ir.builder import COUNTERS
 from aotc.interp import ops
 from aotc.isa.riscv64.insn import Insn
 from aotc.isa.riscv64.semantics import lift
@@ -73,6 +75,9 @@ class Memory(Protocol):
     # every other thread touching the memory, native code included.
     def cas(self, addr: int, size: int, expected: int, desired: int) -> int: ...
     def fence(self) -> None: ...   # a full (store->load) memory barrier
+    # A user-readable counter ("cycle", "time", "instret") now: a host
+    # service like ``fence`` (runtime/guest_clock.py serves the runtime's).
+    def read_counter(self, which: str) -> int: ...
 
 
 class SparseMemory:
@@ -116,6 +121,10 @@ class SparseMemory:
 
     def fence(self) -> None:
         pass
+
+    def read_counter(self, which: str) -> int:
+        """Host nanoseconds for every counter (monotonic; tests only)."""
+        return time.monotonic_ns()
 
     def write(self, addr: int, size: int, value: int) -> None:
         off = addr & (self.PAGE - 1)
@@ -317,6 +326,11 @@ class Evaluator:
     def fence(self, store_load: bool = True) -> None:
         if store_load:           # else nothing: the interpreter keeps program order
             self.memory.fence()
+
+    # -- counters --------------------------------------------------------------------
+    def read_counter(self, which: str) -> IntV:
+        assert which in COUNTERS, which
+        return IntV(self.memory.read_counter(which) & MASK64, 64)
 
     # -- floating point ---------------------------------------------------------
     def bitcast_to_float(self, v: IntV) -> FloatV:

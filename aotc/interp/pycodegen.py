@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from types import CodeType
 
 from aotc.interp import ops
+from aotc.ir.builder import COUNTERS
 from aotc.isa.riscv64.insn import Insn
 from aotc.isa.riscv64.semantics import lift
 from aotc.isa.riscv64.state import (
@@ -468,6 +469,11 @@ class PyCodegenBuilder:
     def fence(self, store_load: bool = True) -> None:
         if store_load:           # else nothing: the interpreter keeps program order
             self._stmt("fence()", (), _MEM)
+
+    # -- counters (a call each time: never merged or moved) ----------------------
+    def read_counter(self, which: str) -> V:
+        assert which in COUNTERS, which
+        return self._call(f"read_counter({which!r})", (), 64, writes=_MEM)
 
     # -- floating point ------------------------------------------------------------
     def bitcast_to_float(self, v: V) -> V:

@@ -31,6 +31,8 @@ FCMP_PREDICATES = ("oeq", "one", "olt", "ole", "ogt", "oge", "ord", "uno")
 FBINOPS = ("fadd", "fsub", "fmul", "fdiv")
 # atomic_rmw operations: new = v, old + v, old & v, old | v, old ^ v,
 # signed max/min, unsigned max/min (of old and v).
+# read_counter: the user-readable counters (runtime/guest_clock.py).
+COUNTERS = ("cycle", "time", "instret")
 ATOMIC_RMW_OPS = ("xchg", "add", "and", "or", "xor", "max", "min", "umax", "umin")
 
 RM_RNE, RM_RTZ, RM_RDN, RM_RUP, RM_RMM, RM_DYN = 0, 1, 2, 3, 4, 7
@@ -102,6 +104,11 @@ class Builder(Protocol):
     # without it every other order (load->load, load->store, store->store:
     # LLVM ``fence acq_rel``, on x86 only a compiler barrier).
     def fence(self, store_load: bool = True) -> None: ...
+
+    # -- counters -------------------------------------------------------------
+    # The value of a user-readable counter now: ``which`` in COUNTERS
+    # ("cycle", "time", "instret"; runtime/guest_clock.py defines them).
+    def read_counter(self, which: str) -> Value: ...   # i64
 
     # -- floating point ---------------------------------------------------
     def bitcast_to_float(self, v: Value) -> Value: ...  # i32 -> f32, i64 -> f64

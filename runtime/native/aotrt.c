@@ -703,6 +703,15 @@ static PyObject *py_cmpxchg(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(old);
 }
 
+/* The host's time-stamp counter: the guest's cycle/instret counters and the
+ * base of its time counter (runtime/guest_clock.py; translated code reads it
+ * with llvm.readcyclecounter, the same instruction). */
+static PyObject *py_rdtsc(PyObject *self, PyObject *noargs)
+{
+    (void)self; (void)noargs;
+    return PyLong_FromUnsignedLongLong(__builtin_ia32_rdtsc());
+}
+
 /* A full memory barrier (the interpreter's guest fence with W -> R). */
 static PyObject *py_fence(PyObject *self, PyObject *noargs)
 {
@@ -783,6 +792,8 @@ static PyMethodDef methods[] = {
      "cas32(host_address, expected, desired) -> True if the 32-bit word held expected and now holds desired."},
     {"cmpxchg", py_cmpxchg, METH_VARARGS,
      "cmpxchg(host_address, size, expected, desired) -> old value (size 4 or 8, aligned; seq_cst), or None if it faulted."},
+    {"rdtsc", py_rdtsc, METH_NOARGS,
+     "rdtsc() -> int: the host time-stamp counter."},
     {"fence", py_fence, METH_NOARGS,
      "fence() -> None: a full (seq_cst) memory barrier."},
     {"htab_empty", py_htab_empty, METH_NOARGS,

@@ -34,6 +34,11 @@ class GuestState(ctypes.Structure):
         ("interrupt", ctypes.c_uint64),
         # The value LR loaded (SC succeeds only if memory still holds it).
         ("reservation_value", ctypes.c_uint64),
+        # The time CSR (Zicntr): time = time_base + ((tsc - time_tsc0) * time_mult >> 32),
+        # tsc being the host's time-stamp counter; set by runtime/guest_clock.py.
+        ("time_tsc0", ctypes.c_uint64),
+        ("time_mult", ctypes.c_uint64),
+        ("time_base", ctypes.c_uint64),
     ]
 
 

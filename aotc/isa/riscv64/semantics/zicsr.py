@@ -1,9 +1,12 @@
-"""Zicsr for user mode: the FP CSRs fflags (0x001), frm (0x002), fcsr (0x003).
+"""Zicsr for user mode: the FP CSRs fflags (0x001), frm (0x002), fcsr (0x003),
+and the read-only counters a Linux user process may read.
 
-``cycle``/``time``/``instret`` (0xC00-0xC02) are NOT emulated yet: reading
-them as 0 would break programs that measure time, so they trap as illegal
-instructions until the runtime provides a builder intrinsic for them.  Every
-other CSR also traps (as it does for a Linux user process).
+Zicntr: ``cycle`` (0xC00), ``time`` (0xC01), ``instret`` (0xC02) read the
+builder's ``read_counter`` (runtime/guest_clock.py: the host TSC for cycle
+and instret, CLOCK_MONOTONIC at 10 MHz for time).  Zihpm: ``hpmcounter3`` to
+``hpmcounter31`` (0xC03-0xC1F) read 0, as on a kernel that counts no event
+for user mode.  Writing a read-only CSR (csrrw, or csrrs/csrrc with a source
+other than x0 / zimm 0) is an illegal instruction, as is every other CSR.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from aotc.isa.riscv64.insn import Insn
 from aotc.isa.riscv64.semantics.common import Sem, k
 
 FFLAGS, FRM, FCSR = 0x001, 0x002, 0x003
-# Deliberately unimplemented (see module docstring): CYCLE, TIME, INSTRET.
 CYCLE, TIME, INSTRET = 0xC00, 0xC01, 0xC02
+HPMCOUNTER3, HPMCOUNTER31 = 0xC03, 0xC1F
+_COUNTER_NAMES = {CYCLE: "cycle", TIME: "time", INSTRET: "instret"}
 
 
 def read_csr(b: Builder, csr: int) -> Value:
@@ -42,11 +46,18 @@ def csr_op(kind: str, immediate: bool) -> Sem:
     csrrs/csrrc whose source is x0 (or zimm 0) only read: the CSR is not written.
     """
     def sem(b: Builder, insn: Insn) -> None:
+        src_is_zero = (insn.imm if immediate else insn.rs1) == 0
+        if CYCLE <= insn.csr <= HPMCOUNTER31:
+            if kind == "w" or not src_is_zero:   # a write to a read-only CSR
+                b.trap_illegal()
+                return
+            name = _COUNTER_NAMES.get(insn.csr)
+            b.set_x(insn.rd, b.read_counter(name) if name else k(b, 0))
+            return
         if insn.csr not in (FFLAGS, FRM, FCSR):
             b.trap_illegal()
             return
         src = k(b, insn.imm) if immediate else b.get_x(insn.rs1)
-        src_is_zero = (insn.imm if immediate else insn.rs1) == 0
         old = read_csr(b, insn.csr)
         if kind == "w":
             write_csr(b, insn.csr, src)
