@@ -32,7 +32,7 @@ from aotc.interp.ops import IllegalTrap
 from aotc.interp.pycodegen import CompiledBlock, PyCodegenBuilder
 from aotc.isa.riscv64.decoder import decode
 from aotc.isa.riscv64.state import EXIT_CONTINUE, EXIT_FAULT, EXIT_FENCE_I, EXIT_ILLEGAL
-from runtime import _native
+from runtime import _native, guest_clock
 
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
 _MASK64 = (1 << 64) - 1
@@ -166,7 +166,7 @@ class GuestMemoryAdapter:
         self._reset = reset
         return {"ld1": ld1, "ld2": loader(2, "<H"), "ld4": loader(4, "<I"), "ld8": loader(8, "<Q"),
                 "st1": st1, "st2": storer(2, "<H"), "st4": storer(4, "<I"), "st8": storer(8, "<Q"),
-                "cas": cas, "fence": _native.fence}
+                "cas": cas, "fence": _native.fence, "read_counter": guest_clock.read_counter}
 
     # -- the Evaluator's Memory protocol ---------------------------------------
     def read(self, addr: int, size: int) -> int:
@@ -183,6 +183,9 @@ class GuestMemoryAdapter:
 
     def fence(self) -> None:
         _native.fence()
+
+    def read_counter(self, which: str) -> int:
+        return guest_clock.read_counter(which)
 
     def fetch(self, pc: int) -> bytes:
         """Up to 4 instruction bytes at pc (guest-executable memory only)."""
@@ -241,7 +244,8 @@ class Interpreter:
         try:
             insn = decode(raw, 0, pc)
         except (DecodeError, IndexError, ValueError):
-            self._exit_info = int.from_bytes(raw[:4], "little") if len(raw) >= 4 else 0
+            n = 2 if len(raw) >= 2 and raw[0] & 3 != 3 else 4   # the word's own length
+            self._exit_info = int.from_bytes(raw[:n], "little")
             return EXIT_ILLEGAL
         self._decoded[pc] = insn
         self._code_pages.add(pc >> 12)

@@ -429,12 +429,7 @@ def test_sigill_shows_the_instruction_word(tmp_path, config_dir, engine, word):
     assert f"illegal instruction {word:#x}" in err, err
 
 
-@pytest.mark.parametrize("engine", [
-    "aot", "jit",
-    pytest.param("interp", marks=pytest.mark.xfail(
-        strict=True, reason="runtime/interp.py reports the 4 bytes at pc for any undecodable "
-                            "instruction, so a reserved 16-bit one shows the next halfword too")),
-])
+@pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
 def test_sigill_shows_a_compressed_word(tmp_path, config_dir, engine):
     """A reserved compressed encoding (c.lui with immediate 0, 0x6081) followed
     by c.nop: the report shows the 16 bits of the instruction."""
