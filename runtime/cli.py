@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aotc import __version__
 from aotc.errors import AotcError, GuestFault
+from runtime.host_exit import die_by_signal
 
 USAGE = "aotrun [OPTIONS] IMAGE [GUEST_ARGS]..."
 
@@ -97,40 +98,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
         print(f"aotrun: {e}", file=sys.stderr)
         sys.stderr.flush()
-        _die_by_signal(e.signal, e.exit_code)
+        die_by_signal(e.signal, e.exit_code)
     except AotcError as e:
         sys.stdout.flush()
         print(f"aotrun: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(e.exit_code)
-    sys.exit(status)
-
-
-# Signals whose default action does not end a process.
-_NOT_FATAL = {17, 18, 19, 20, 21, 22, 23, 28}   # CHLD CONT STOP TSTP TTIN TTOU URG WINCH
-
-
-def _die_by_signal(sig: int, status: int) -> None:
-    """End aotrun by the signal that ended the guest, so that whoever waits
-    for it (a shell, a guest parent's wait4) sees WIFSIGNALED with that
-    signal, as for a native process: default disposition, unblocked, no
-    core file (RLIMIT_CORE 0).  Exit with ``status`` (128+signal) if the
-    signal does not end the process."""
-    import os
-    import resource
-    import signal
-
-    if 0 < sig < 65 and sig not in _NOT_FATAL:
-        try:
-            resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
-        except (ValueError, OSError):
-            pass
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
-            signal.raise_signal(sig)
-            os.kill(os.getpid(), sig)
-        except (ValueError, OSError):
-            pass
     sys.exit(status)
 
 

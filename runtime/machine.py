@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from aotc.errors import GuestFault, ImageError, UntranslatedCode
+from runtime import guest_clock
 from aotc.isa.riscv64.state import (
     EXIT_BREAK,
     EXIT_CONTINUE,
@@ -288,6 +289,14 @@ class Machine:
         compile worker is the parent's process, reached through pipes)."""
         if self._jit is not None:
             self._jit.after_fork()
+        # The forking thread is the child's only thread, hence its first:
+        # its exit, pthread_exit or fatal signal now ends the process.
+        me = self.kernel.current
+        for cpu in self._cpus:
+            if cpu.thread is me:
+                self._main_cpu, self._cpus = cpu, [cpu]
+                self.state = cpu.state
+                break
 
     # -- stale translations (runtime/code_invalidation.py) ---------------------
     def _icache_flushed(self) -> None:
@@ -443,8 +452,9 @@ class Machine:
         k = self.kernel
         k.bind_thread(cpu.thread)
         _set_guest_segment(self._native, self.mem.base)
+        status: int | None = None
         try:
-            self._run_cpu(cpu)
+            status = self._run_cpu(cpu)
         except ThreadExit:
             pass
         except GuestFault as e:
@@ -456,6 +466,8 @@ class Machine:
             with k._sig_lock:
                 if not k.exiting and not k._live_threads():
                     k.terminate(status=0)
+        if cpu is self._main_cpu:           # made the first thread by a fork (_after_fork_child)
+            self._end_fork_child(status)
 
     # -- faults handled in place (runtime/native/aotrt.c run_nested_fault) ------------
     def _nested_fault(self, sig: int, addr: int, host_pc: int, guest_pc: int) -> int:
@@ -535,28 +547,65 @@ class Machine:
     # -- the run loop ---------------------------------------------------------------
     def run(self) -> int:
         """Run to completion; return the guest's exit status (or raise GuestFault)."""
-        from runtime.linux.kernel import GuestExit
-        from runtime.linux.threads import ThreadExit
-
         k = self.kernel
         k.start_signal_router()
+        guest_clock.install(self.state)   # threads copy it with the rest of the state
         if self.engine != "interp":
             self._native.set_fault_callback(self._nested_fault)
         try:
-            try:
-                return self._run_cpu(self._main_cpu)
-            except ThreadExit:
-                # The first thread ended (pthread_exit) while others run: the
-                # process ends with the last of them, or with exit_group.
-                k.process_done.wait()
-            out = k.outcome
-            if isinstance(out, GuestExit):
-                return out.status & 0xFF
-            raise out if out is not None else GuestFault(signal.SIGKILL, self.state.pc, "lost")
+            return self._run_main()
         finally:
             k.terminate(status=0)          # stop any thread still running
             k.stop_signal_router()
             self._native.set_fault_callback(None)
+
+    def _run_main(self) -> int:
+        """Run the process's first thread; → the process's exit status (or
+        raise the GuestFault that ended it)."""
+        from runtime.linux.kernel import GuestExit
+        from runtime.linux.threads import ThreadExit
+
+        k = self.kernel
+        try:
+            return self._run_cpu(self._main_cpu)
+        except ThreadExit:
+            # The first thread ended (pthread_exit) while others run: the
+            # process ends with the last of them, or with exit_group.
+            k.process_done.wait()
+        out = k.outcome
+        if isinstance(out, GuestExit):
+            return out.status & 0xFF
+        raise out if out is not None else GuestFault(signal.SIGKILL, self._main_cpu.state.pc, "lost")
+
+    def _end_fork_child(self, status: int | None) -> None:
+        """A fork child whose forking thread was not the host's main thread
+        (but one of the parent's guest-thread host threads) ends here: no
+        host main thread returns through run() and the cli in this process,
+        so this thread ends it the way the cli does.  ``status``: what the
+        thread's loop returned (None: it ended otherwise)."""
+        import os
+
+        from runtime.host_exit import die_by_signal, flush_stdio
+        from runtime.linux.kernel import GuestExit
+
+        k = self.kernel
+        if status is None:
+            k.process_done.wait()
+            out = k.outcome
+            if isinstance(out, GuestExit):
+                status = out.status & 0xFF
+            elif isinstance(out, GuestFault):
+                flush_stdio()
+                print(f"aotrun: {out}", file=sys.stderr)
+                flush_stdio()
+                die_by_signal(out.signal, out.exit_code, exit=os._exit)
+            else:
+                flush_stdio()
+                print(f"aotrun: internal error in a fork child: {out!r}", file=sys.stderr)
+                flush_stdio()
+                os._exit(70)
+        flush_stdio()
+        os._exit(status or 0)
 
     def _outcome(self, cpu: _Cpu) -> int:
         """The process is ending (another thread's exit_group or fatal

@@ -52,6 +52,21 @@ def _start(probe: Path, engine: str, mode: str) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_child_forked_by_a_second_thread_ends_with_its_own_status(probe, engine):
+    """fork/vfork in a thread that is not the first: in the child that thread
+    is the only one, so its exit (SYS_exit), exit_group and fatal signal end
+    the child with that status, as Linux does (Go's os/exec: vfork in any
+    thread, execve fails, SYS_exit(253)); the parent sees it in waitpid."""
+    proc = run_tool([*aotrun_cmd(), "--engine", engine, str(probe), "fork-in-thread"], timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode() == (
+        "exit: exited 1 status 7 signaled 0 signal -1\n"
+        "exit_group: exited 1 status 9 signaled 0 signal -1\n"
+        "signal: exited 0 status -1 signaled 1 signal 11\n"
+        "vfork-exec-fails: exited 1 status 253 signaled 0 signal -1\n"), proc.stderr.decode()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_sigint_from_outside_reaches_the_guest_handler(probe, engine):
     proc = _start(probe, engine, "wait-for-sigint")
     proc.send_signal(signal.SIGINT)

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t got;
@@ -34,6 +36,33 @@ static void *spin_forever(void *arg)
     (void)arg;
     for (volatile unsigned long n = 0;; n++)
         ;
+    return NULL;
+}
+
+/* fork (or vfork) from a thread that is not the first; the child ends by
+ * the way given: thread exit, exit_group, or a fatal signal */
+static void *fork_in_thread(void *arg)
+{
+    const char *how = arg;
+    pid_t pid = !strcmp(how, "vfork-exec-fails") ? vfork() : fork();
+    if (pid == 0) {
+        if (!strcmp(how, "exit"))
+            syscall(SYS_exit, 7);       /* the child's only thread ends: the process does */
+        if (!strcmp(how, "exit_group"))
+            _exit(9);
+        if (!strcmp(how, "signal"))
+            *(volatile int *)0 = 1;
+        if (!strcmp(how, "vfork-exec-fails")) {
+            char *av[] = {"/nonexistent/program", NULL};
+            execve(av[0], av, av + 1);
+            syscall(SYS_exit, 253);     /* as Go's forkAndExecInChild does */
+        }
+        _exit(99);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    printf("%s: exited %d status %d signaled %d signal %d\n", how, WIFEXITED(st),
+           WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st), WIFSIGNALED(st) ? WTERMSIG(st) : -1);
     return NULL;
 }
 
@@ -91,6 +120,16 @@ int main(int argc, char **argv)
         ssize_t n = read(fds[0], &c, 1);
         printf("read=%zd errno=%s handler=%s\n", n, n < 0 && errno == EINTR ? "EINTR" : "-",
                got == SIGALRM ? "ran" : "no");
+        return 0;
+    }
+    if (!strcmp(mode, "fork-in-thread")) {
+        const char *hows[] = {"exit", "exit_group", "signal", "vfork-exec-fails"};
+        for (int i = 0; i < 4; i++) {
+            pthread_t t;
+            pthread_create(&t, NULL, fork_in_thread, (void *)hows[i]);
+            pthread_join(t, NULL);
+            fflush(stdout);
+        }
         return 0;
     }
     fprintf(stderr, "unknown mode %s\n", mode);
