@@ -588,6 +588,11 @@ class Machine:
         from runtime.host_exit import die_by_signal, flush_stdio
         from runtime.linux.kernel import GuestExit
 
+        def say(line: str) -> None:
+            flush_stdio()
+            print(line, file=sys.stderr)
+            flush_stdio()
+
         k = self.kernel
         if status is None:
             k.process_done.wait()
@@ -595,14 +600,10 @@ class Machine:
             if isinstance(out, GuestExit):
                 status = out.status & 0xFF
             elif isinstance(out, GuestFault):
-                flush_stdio()
-                print(f"aotrun: {out}", file=sys.stderr)
-                flush_stdio()
+                say(f"aotrun: {out}")
                 die_by_signal(out.signal, out.exit_code, exit=os._exit)
             else:
-                flush_stdio()
-                print(f"aotrun: internal error in a fork child: {out!r}", file=sys.stderr)
-                flush_stdio()
+                say(f"aotrun: internal error in a fork child: {out!r}")
                 os._exit(70)
         flush_stdio()
         os._exit(status or 0)

@@ -53,7 +53,7 @@ def _start(probe: Path, engine: str, mode: str) -> subprocess.Popen:
 
 @pytest.mark.parametrize("engine", [
     pytest.param("jit", marks=pytest.mark.xfail(
-        strict=False, reason="known bug, open: 1 run in ~5 under the JIT, the parent's first thread "
+        strict=False, reason="known bug, open: often under the JIT, the parent's first thread "
                              "then waits on a host lock forever after the forking thread ended")),
     "interp"])
 def test_a_child_forked_by_a_second_thread_ends_with_its_own_status(probe, engine):
