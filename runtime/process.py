@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -106,9 +106,21 @@ def _free(mem: GuestMemory, start: int, end: int) -> bool:
     return all(m.end <= start or m.start >= end for m in mem.mappings())
 
 
-def hwcap_for(isa: str) -> int:
+# The single-letter extensions Linux reports in a riscv64 AT_HWCAP, one bit
+# each at (letter - 'a') (arch/riscv/kernel/cpufeature.c, isa2hwcap).
+_RISCV_HWCAP_LETTERS = "imafdcv"
+
+
+def hwcap_for(isa: str, extensions: Collection[str] | None = None) -> int:
+    """AT_HWCAP for ``isa``; for riscv64, of the extensions advertised
+    (default: everything the translator supports, the ``max`` profile)."""
     if isa == "riscv64":
-        return sum(1 << (ord(c) - ord("a")) for c in "imafdc")
+        from aotc.isa.riscv64.extensions import profile_extensions, single_letters
+
+        letters = single_letters(profile_extensions() if extensions is None else extensions)
+        if "d" not in letters:
+            letters = letters.replace("f", "")       # Linux clears F without D
+        return sum(1 << (ord(c) - ord("a")) for c in letters if c in _RISCV_HWCAP_LETTERS)
     if isa == "aarch64":
         return 0x3                       # HWCAP_FP | HWCAP_ASIMD
     if isa == "x86_64":
@@ -125,13 +137,15 @@ def build_initial_stack(mem: GuestMemory, *, argv: Sequence[bytes], envp: Sequen
                         stack_top: int = DEFAULT_STACK_TOP,
                         stack_size: int = DEFAULT_STACK_SIZE,
                         execfn: bytes | None = None,
-                        random_bytes: bytes | None = None) -> int:
+                        random_bytes: bytes | None = None,
+                        extensions: Collection[str] | None = None) -> int:
     """Map the stack below ``stack_top`` and lay out argc/argv/envp/auxv like Linux.
 
     From the top down: an 8-byte zero end marker, the exec file name (AT_EXECFN),
     the envp strings, the argv strings (argv[0] lowest), the platform string,
     16 random bytes (AT_RANDOM), padding, then the auxv/envp/argv vectors with
-    argc at the 16-byte aligned stack pointer that is returned.
+    argc at the 16-byte aligned stack pointer that is returned.  ``extensions``
+    (riscv64): what AT_HWCAP advertises (``hwcap_for``).
     """
     if stack_top % PAGE or stack_size % PAGE or stack_size <= 0 or stack_top > mem.limit:
         raise RuntimeSetupError(f"bad stack placement top={stack_top:#x} size={stack_size:#x}")
@@ -192,7 +206,7 @@ def build_initial_stack(mem: GuestMemory, *, argv: Sequence[bytes], envp: Sequen
     mem.poke(p, random_bytes)
 
     auxv = [
-        (AT_HWCAP, hwcap_for(isa)),
+        (AT_HWCAP, hwcap_for(isa, extensions)),
         (AT_PAGESZ, PAGE),
         (AT_CLKTCK, 100),
         (AT_PHDR, auxv_info.phdr_vaddr),
