@@ -42,6 +42,7 @@ from runtime.guest_memory import (PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, GuestM
                                   page_down, page_up)
 from runtime.host_libc import load_libc
 from runtime.linux.abi import SyscallAbi
+from runtime.linux.hwprobe import HwprobeCalls
 from runtime.linux.io_calls import IoCalls
 from runtime.linux.misc_calls import MiscCalls
 from runtime.linux.process_calls import JOB_CONTROL_IOCTLS, ProcessCalls
@@ -283,7 +284,7 @@ def _quote(data: bytes, limit: int = 32) -> str:
 # The kernel
 # --------------------------------------------------------------------------
 
-class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls):
+class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, HwprobeCalls):
     """The emulated kernel state of one guest process and its syscall entry point."""
 
     def __init__(self, mem: GuestMemory, abi: SyscallAbi, *, brk_start: int, exe_path: str,

@@ -2,7 +2,8 @@
 
 ``ASM_GENERIC`` is the generic table (include/uapi/asm-generic/unistd.h) as
 compiled for riscv64 (``/usr/riscv64-linux-gnu/include/asm/unistd.h``),
-plus the riscv-specific ``riscv_flush_icache`` (``RISCV64_EXTRA``); aarch64
+plus the riscv-specific ``riscv_hwprobe`` (Linux 6.4) and ``riscv_flush_icache``
+(``RISCV64_EXTRA``); aarch64
 (``/usr/aarch64-linux-gnu/include/asm/unistd.h``) is the same table plus
 ``renameat`` (``AARCH64_EXTRA``, from ``__ARCH_WANT_RENAMEAT``).  ``X86_64`` is ``asm/unistd_64.h``.  Both were extracted from
 the installed kernel headers with the C preprocessor.
@@ -319,6 +320,7 @@ ASM_GENERIC: dict[str, int] = {
 }
 
 RISCV64_EXTRA: dict[str, int] = {
+    'riscv_hwprobe': 258,
     'riscv_flush_icache': 259,
 }
 
