@@ -562,6 +562,11 @@ def test_signals_ignored_and_handlers(k, mem, g):
     assert struct.unpack("<QiiQ", mem.read(oss, 24))[1] == 2    # SS_DISABLE
     assert sc(k, "sigaltstack", 0, oss) == 0
     assert struct.unpack("<QiiQ", mem.read(oss, 24)) == (0x40000, 0, 0, 65536)
+    # SS_AUTODISARM (1 << 31) is kept and read back as the int's sign bit
+    ss = g.bytes(struct.pack("<QIiQ", 0x50000, 1 << 31, 0, 65536))
+    assert sc(k, "sigaltstack", ss, 0) == 0
+    assert sc(k, "sigaltstack", 0, oss) == 0
+    assert struct.unpack("<QIiQ", mem.read(oss, 24)) == (0x50000, 1 << 31, 0, 65536)
 
 
 def test_ids_uname_misc(k, g, mem):

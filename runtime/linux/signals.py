@@ -634,7 +634,8 @@ class SignalCalls:
         on = not cur_flags & SS_DISABLE and cur_sp <= sp_now < cur_sp + cur_size
         if old_ss:
             flags = SS_ONSTACK if on else cur_flags
-            self.mem.write(old_ss, struct.pack("<QiiQ", cur_sp, flags, 0, cur_size))
+            # ss_flags is an int; SS_AUTODISARM is its sign bit.
+            self.mem.write(old_ss, struct.pack("<QIiQ", cur_sp, flags & 0xFFFFFFFF, 0, cur_size))
         if new is not None:
             if on:
                 return -_errno.EPERM
