@@ -14,9 +14,12 @@ from pathlib import Path
 
 from aotc import __version__
 from aotc.errors import AotcError, GuestFault
+from aotc.isa.riscv64.extensions import DEFAULT_PROFILE as _DEFAULT_ISA_PROFILE
+from aotc.isa.riscv64.extensions import PROFILES as _ISA_PROFILES
 from runtime.host_exit import die_by_signal
 
 USAGE = "aotrun [OPTIONS] IMAGE [GUEST_ARGS]..."
+ISA_PROFILE_ENV = "AOTRUN_ISA_PROFILE"
 
 
 def _positive_seconds(text: str) -> float:
@@ -59,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
                         "(feed it back with `aotc build --profile`).")
     p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="SECONDS",
                    help="Stop the guest after SECONDS (exit status 124).")
+    p.add_argument("--isa-profile", default=None, metavar="PROFILE",
+                   help=f"The riscv64 extensions AT_HWCAP and riscv_hwprobe advertise to the guest: "
+                        f"{', '.join(_ISA_PROFILES)} (the translator does not make the others trap).  "
+                        f"[default: ${ISA_PROFILE_ENV} or {_DEFAULT_ISA_PROFILE}]")
     p.add_argument("--max-memory", default=None, metavar="BYTES",
                    help="Cap guest memory, e.g. 64M: growth beyond fails with ENOMEM; a guest that "
                         "needs more at start exits with status 125.")
@@ -122,6 +129,7 @@ def _main(argv: list[str] | None) -> int:
             parser.error(f"argument -E/--env: expected NAME=VALUE, got {item!r}")
         env[name] = value
     max_memory = _size_option(parser, args.max_memory)
+    isa_profile = _isa_profile_option(parser, args.isa_profile)
     show_stats, stats_json, record_profile = args.show_stats, args.stats_json, args.record_profile
     stats: dict | None = {} if (show_stats or stats_json or record_profile) else None
 
@@ -138,7 +146,7 @@ def _main(argv: list[str] | None) -> int:
     process_calls.enable_process_control(process_calls.LaunchOptions(
         engine=args.engine, fallback=args.fallback, trust=tuple(str(t) for t in args.trust),
         deadline=started + args.timeout if args.timeout is not None else None,
-        argv_prefix=(sys.executable, "-P", "-m", "runtime.cli")))
+        argv_prefix=(sys.executable, "-P", "-m", "runtime.cli"), isa_profile=isa_profile))
 
     from runtime.machine import run_image
 
@@ -147,7 +155,7 @@ def _main(argv: list[str] | None) -> int:
         return run_image(args.image, tuple(guest_args), trust=tuple(args.trust), env=env,
                          argv0=argv0, strace=sys.stderr if args.strace else None,
                          engine=args.engine, fallback=args.fallback, stats=stats,
-                         timeout=args.timeout, max_memory=max_memory)
+                         timeout=args.timeout, max_memory=max_memory, isa_profile=isa_profile)
     finally:
         # A process the guest forked reports nothing: the files are the parent's.
         if stats and os.getpid() == pid:
@@ -163,6 +171,21 @@ def _size_option(parser: argparse.ArgumentParser, text: str | None) -> int | Non
         return parse_size(text)
     except ValueError as e:
         parser.error(f"argument --max-memory: {e}")
+
+
+def _isa_profile_option(parser: argparse.ArgumentParser, text: str | None) -> str:
+    """--isa-profile, else $AOTRUN_ISA_PROFILE, else max; an unknown name is a usage error."""
+    import os
+
+    source = "argument --isa-profile"
+    if text is None:
+        text = os.environ.get(ISA_PROFILE_ENV) or None
+        source = ISA_PROFILE_ENV
+    if text is None:
+        return _DEFAULT_ISA_PROFILE
+    if text not in _ISA_PROFILES:
+        parser.error(f"{source}: invalid choice: {text!r} (choose from {', '.join(_ISA_PROFILES)})")
+    return text
 
 
 def _report_stats(stats: dict, show: bool, json_path: Path | None, profile: Path | None,

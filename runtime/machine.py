@@ -168,7 +168,8 @@ class Machine:
 
     def __init__(self, image=None, *, argv: Sequence[bytes], envp: Sequence[bytes],
                  strace: TextIO | None = None, exe_path: str = "", elf=None,
-                 engine: str = "aot", fallback: str = "jit") -> None:
+                 engine: str = "aot", fallback: str = "jit", isa_profile: str = "max") -> None:
+        from aotc.isa.riscv64.extensions import profile_extensions
         from runtime import _native
         from runtime.guest_memory import GUARD, GUARD_BELOW, GuestMemory
         from runtime.linux.abi import RISCV64_ABI
@@ -212,10 +213,13 @@ class Machine:
         _set_guest_segment(_native, self.mem.base)
         _native.install_fault_handler(self.mem.base, self.mem.size + GUARD, GUARD_BELOW)
         brk = load_segments(self.mem, segments)
+        # --isa-profile: the extensions AT_HWCAP and riscv_hwprobe advertise.
+        extensions = profile_extensions(isa_profile)
         sp = build_initial_stack(self.mem, argv=list(argv), envp=list(envp), auxv_info=auxv,
-                                 isa="riscv64")
+                                 isa="riscv64", extensions=extensions)
         self.kernel = LinuxKernel(self.mem, RISCV64_ABI, brk_start=brk,
                                   exe_path=exe_path, strace=strace)
+        self.kernel.isa_extensions = extensions
         self.kernel.procfs.record_initial_stack(sp)
         self.state = GuestState()
         self.state.pc = auxv.entry
@@ -799,7 +803,7 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
               env: dict[str, str] | None = None, argv0: str | None = None,
               strace: TextIO | None = None, engine: str = "aot", fallback: str = "jit",
               stats: dict | None = None, timeout: float | None = None,
-              max_memory: int | None = None) -> int:
+              max_memory: int | None = None, isa_profile: str = "max") -> int:
     """Verify, map and run an image — or, for ``engine`` ``jit``/``interp``,
     also a guest ELF directly; the shared entry point of aotrun and tests.
     ``stats``, when given, is filled with the run's counters (RunStats.to_dict)."""
@@ -826,7 +830,8 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
     argv = [os.fsencode(name)] + [os.fsencode(a) for a in guest_args]
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
     machine = Machine(image, argv=argv, envp=envp, strace=strace,
-                      exe_path=os.path.abspath(str(path)), elf=elf, engine=engine, fallback=fallback)
+                      exe_path=os.path.abspath(str(path)), elf=elf, engine=engine, fallback=fallback,
+                      isa_profile=isa_profile)
     watchdog = None
     t0 = time.perf_counter()
     try:

@@ -118,6 +118,7 @@ class LaunchOptions:
     trust: tuple[str, ...] = ()          # extra public keys (--trust)
     deadline: float | None = None        # time.monotonic() when --timeout expires
     argv_prefix: tuple[str, ...] = ()    # how to start a runtime: python -P -m runtime.cli
+    isa_profile: str = "max"             # --isa-profile
 
 
 _LAUNCH: LaunchOptions | None = None
@@ -961,6 +962,7 @@ class ProcessCalls:
             argv.append("--strace")
         if self.max_memory is not None:
             argv.append(f"--max-memory={self.max_memory}")
+        argv.append(f"--isa-profile={launch.isa_profile}")
         if launch.deadline is not None:
             left = launch.deadline - time.monotonic()
             argv.append(f"--timeout={max(left, 0.001):.3f}")
