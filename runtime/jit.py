@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -253,17 +254,22 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         t0 = time.perf_counter()
+        # Unbuffered (raw) pipe ends: a buffered file object carries a lock,
+        # and a guest fork made while another thread was inside compile()
+        # would leave the child a copy of it held forever (disown hung).
         self.proc = subprocess.Popen([sys.executable, "-m", "runtime.jit_worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+                                     stdout=subprocess.PIPE, env=env, close_fds=True, bufsize=0)
         self.start_seconds = time.perf_counter() - t0
 
     def compile(self, ir: str, opt_level: int) -> bytes:
         from aotc.errors import BuildError
-        from runtime.jit_worker import read_msg, write_msg
 
+        request = bytes([opt_level]) + ir.encode()
         try:
-            write_msg(self.proc.stdin, bytes([opt_level]) + ir.encode())
-            reply = read_msg(self.proc.stdout)
+            _write_all(self.proc.stdin.fileno(), struct.pack("<I", len(request)) + request)
+            head = _read_exact(self.proc.stdout.fileno(), 4)
+            reply = None if head is None else _read_exact(self.proc.stdout.fileno(),
+                                                          struct.unpack("<I", head)[0])
         except OSError as e:
             raise BuildError(f"JIT compile worker failed: {e}") from None
         if reply is None:
@@ -285,11 +291,7 @@ class _Worker:
 
         for f in (self.proc.stdin, self.proc.stdout):
             try:
-                os.close(f.fileno())        # the fd only: a buffered close could flush into the pipe
-            except (OSError, ValueError):
-                pass
-            try:
-                f.close()
+                f.close()                   # raw: closes the fd, flushes nothing, takes no lock
             except (OSError, ValueError):
                 pass
         # Popen.__del__ and subprocess's reaping of "active" children would
@@ -297,6 +299,24 @@ class _Worker:
         self.proc.returncode = 0
         if self.proc in getattr(subprocess, "_active", []):
             subprocess._active.remove(self.proc)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    """``n`` bytes from the pipe, or None at end of file before that."""
+    parts, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            return None
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def _load_sealed(so: bytes, pc: int):

@@ -251,6 +251,7 @@ class Machine:
         self.mem.on_mapping_change = self._mapping_changed
         self.kernel.on_icache_flush = self._icache_flushed
         self.kernel.on_fork_child = self._after_fork_child
+        self.kernel.fork_guard = lambda: self._jit_lock
         if engine == "jit":
             self.jit.start_worker()   # warms up LLVM while the first block is looked up
 

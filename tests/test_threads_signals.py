@@ -51,11 +51,7 @@ def _start(probe: Path, engine: str, mode: str) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.parametrize("engine", [
-    pytest.param("jit", marks=pytest.mark.xfail(
-        strict=False, reason="known bug, open: often under the JIT, the parent's first thread "
-                             "then waits on a host lock forever after the forking thread ended")),
-    "interp"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_child_forked_by_a_second_thread_ends_with_its_own_status(probe, engine):
     """fork/vfork in a thread that is not the first: in the child that thread
     is the only one, so its exit (SYS_exit), exit_group and fatal signal end

@@ -25,6 +25,7 @@ Conventions, as in the real kernel:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as _errno
 import fcntl as _fcntl
@@ -297,6 +298,10 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, Hw
         self.on_icache_flush: Callable[[], None] | None = None
         # Called in the child after a guest fork (process_calls.py), by the Machine.
         self.on_fork_child: Callable[[], None] | None = None
+        # Held across os.fork by the forking thread (the Machine's JIT lock):
+        # no other thread may be inside a compile, holding a lock or half
+        # an update the child would inherit with no thread to finish it.
+        self.fork_guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         # --max-memory: mapped guest bytes may not grow beyond this (brk
         # fails, mmap/mremap return -ENOMEM, like an exhausted RLIMIT_AS).
         self.max_memory: int | None = None

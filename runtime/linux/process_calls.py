@@ -330,7 +330,8 @@ class ProcessCalls:
             except (OSError, ValueError):
                 pass
         try:
-            pid = os.fork()
+            with self.fork_guard():
+                pid = os.fork()
         except OSError:
             for fd in (release_r, release_w):
                 if fd >= 0:
