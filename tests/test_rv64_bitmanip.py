@@ -431,11 +431,12 @@ def test_sigill_shows_the_instruction_word(tmp_path, config_dir, engine, word):
 
 @pytest.mark.parametrize("engine", ["aot", "jit", "interp"])
 def test_sigill_shows_a_compressed_word(tmp_path, config_dir, engine):
-    """A reserved compressed encoding (c.lui with immediate 0, 0x6081) followed
-    by c.nop: the report shows the 16 bits of the instruction."""
-    code = struct.pack("<IHH", addi(10, 0, 1), 0x6081, 0x0001)
+    """A reserved compressed encoding (c.lui x4 with immediate 0, 0x6201: with
+    an odd rd it would be Zcmop's c.mop) followed by c.nop: the report shows
+    the 16 bits of the instruction."""
+    code = struct.pack("<IHH", addi(10, 0, 1), 0x6201, 0x0001)
     p = _sigill_run(tmp_path, engine, code)
     err = p.stderr.decode()
     assert p.returncode == 128 + 4, err
     assert f"SIGILL at pc {CODE_VADDR + 4:#x}" in err, err
-    assert "illegal instruction 0x6081\n" in err or err.rstrip().endswith("illegal instruction 0x6081"), err
+    assert "illegal instruction 0x6201\n" in err or err.rstrip().endswith("illegal instruction 0x6201"), err

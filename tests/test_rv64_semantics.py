@@ -137,6 +137,10 @@ def test_every_decoded_mnemonic_has_semantics():
     # Zba/Zbb/Zbs beyond the _OP/_OP32 tables (tests/test_rv64_bitmanip.py)
     names |= set(d._OPIMM_UNARY.values()) | set(d._OPIMM32_UNARY.values()) | set(d._OPIMM5_UNARY.values())
     names |= set(d._OPIMM_SHIFT.values()) | {"slli.uw", "roriw", "zext.h"}
+    # RVA23U64's scalar extensions (tests/test_rv64_rva23_scalar.py)
+    names |= {"mop.r", "mop.rr", "wrs.nto", "wrs.sto", "flh", "fsh", "fmv.x.h", "fmv.h.x", "fcvtmod.w.d"}
+    names |= set(d._CBO.values())
+    names |= {f"{m}.{t}" for m in ("fminm", "fmaxm", "fleq", "fltq", "fli") for t in "sd"}
     assert names <= SEMANTICS.keys(), names - SEMANTICS.keys()
     assert len(names) == len(SEMANTICS)
 

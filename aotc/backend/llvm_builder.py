@@ -1474,6 +1474,18 @@ class LLVMBuilder:
         self.raise_fflags(flags)
         return result
 
+    def rounding_mode(self, rm: int) -> V:
+        """A static mode as a constant; DYN: the guest's frm (0-3 here: RMM
+        and the reserved modes leave for the interpreter, as every DYN
+        operation does)."""
+        if self._static_rm(rm):
+            return self.const(rm, 64)
+
+        def frm() -> V:
+            f = self._emit(f"lshr i64 {self._stored_fcsr()}, 5", "i64")
+            return self._emit(f"and i64 {f}, 7", "i64")
+        return self._dynamic(frm)
+
     def raise_fflags(self, flags: V) -> None:
         if self.discard_flags:
             return

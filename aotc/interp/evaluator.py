@@ -362,6 +362,9 @@ class Evaluator:
     def float_to_int(self, v: FloatV, bits: int, signed: bool, rm: int) -> IntV:
         return IntV(ops.float_to_int(self.state, v.raw, v.fbits, bits, signed, rm), bits)
 
+    def rounding_mode(self, rm: int) -> IntV:
+        return IntV(ops.resolve_rm(self.state, rm), 64)
+
     def raise_fflags(self, flags: IntV) -> None:
         self.state.fcsr |= flags.v & 0x1F
 

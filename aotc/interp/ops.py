@@ -204,6 +204,7 @@ def fcmp(pred: str, a: int, b: int, fbits: int) -> bool:
 FP_HELPERS: dict[str, object] = {
     "fbinop": fbinop, "fsqrt": fsqrt, "fma": fma, "fconvert": fconvert,
     "int_to_float": int_to_float, "float_to_int": float_to_int, "fcmp": fcmp,
+    "resolve_rm": resolve_rm,
 }
 
 

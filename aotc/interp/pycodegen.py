@@ -505,6 +505,11 @@ class PyCodegenBuilder:
     def float_to_int(self, v: V, bits: int, signed: bool, rm: int) -> V:
         return self._call(f"float_to_int(cpu, {{a}}, {v.fbits}, {bits}, {signed}, {rm})", (v,), bits)
 
+    def rounding_mode(self, rm: int) -> V:
+        if rm != 7:
+            return self._const(rm, 64)
+        return self._call("resolve_rm(cpu, 7)", (), 64)    # in order: it may trap
+
     def raise_fflags(self, flags: V) -> None:
         if flags.node.kind == CONST and not flags.node.const & 0x1F:
             return

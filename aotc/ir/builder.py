@@ -122,6 +122,11 @@ class Builder(Protocol):
     # Float -> integer: round to integral with ``rm``, then convert with
     # saturation at the target range; NaN gives 0 (semantics pick NaN's value).
     def float_to_int(self, v: Value, bits: int, signed: bool, rm: int) -> Value: ...
+    # The rounding mode ``rm`` stands for, as an i64 value 0-4: ``rm`` itself
+    # if static, else the guest's frm; a reserved frm (5-7) traps (SIGILL)
+    # as any DYN operation does.  For semantics that round in integer
+    # operations (Zfa's fround, Zfhmin's narrowing conversions).
+    def rounding_mode(self, rm: int) -> Value: ...
     # OR ``flags`` (an i64 value of FLAG_* bits) into fflags.  The arithmetic
     # and conversion methods above accrue their own IEEE flags; semantics call
     # this only for flags the ISA adds (e.g. NV for a signalling compare).

@@ -1,8 +1,9 @@
 """Table-driven RV64GC decoder: bytes -> ``Insn``.
 
 ``decode(code, offset, pc)`` decodes one instruction (RV64 I, M, A, F, D, C,
-Zicsr, Zifencei, and the bit-manipulation extensions Zba, Zbb, Zbs and the
-conditional-zero extension Zicond).  Compressed instructions are expanded to the base
+Zicsr, Zifencei, the bit-manipulation extensions Zba, Zbb, Zbs, the
+conditional-zero extension Zicond, and RVA23U64's other scalar extensions:
+Zcb, Zcmop, Zimop, Zawrs, Zicbom, Zicboz, Zfa and Zfhmin).  Compressed instructions are expanded to the base
 instruction they stand for (``size == 2``, ``compressed == True``).
 
 Decoding work is cached per instruction word: the first time a word is seen
@@ -22,6 +23,21 @@ Notes on fields beyond ``Insn``'s docstring:
   ``sext.h``, ``zext.h``, ``orc.b``, ``rev8``) use only rd and rs1.
   ``zext.h`` on RV64 is the OP-32 ``packw`` encoding with rs2 = 0 (``packw``
   itself, Zbkb, is not decoded).
+* Zcb's compressed forms expand to the base instructions they stand for
+  (``c.zext.b`` to ``andi rd, rd, 255``, ``c.not`` to ``xori rd, rd, -1``,
+  ``c.zext.w`` to ``add.uw rd, rd, x0``, ``c.mul`` to ``mul``, the others to
+  their Zbb or load/store namesakes).  Zcmop's ``c.mop.N`` (the reserved
+  ``c.lui x{1,3,..,15}, 0`` slots) expands to ``addi x0, x0, 0``.
+* Zimop: ``mop.r`` and ``mop.rr`` carry their number N in ``imm`` (0..31,
+  0..7).  Zicbom/Zicboz: ``cbo.clean``, ``cbo.flush``, ``cbo.inval``,
+  ``cbo.zero`` (rs1 only).  Zawrs: ``wrs.nto``, ``wrs.sto``.  The Zicbop
+  prefetches, Zihintntl's ``ntl.*`` and Zihintpause's ``pause`` are hints
+  in the base encodings (``ori x0``, ``add x0``, ``fence``).
+* Zfa: ``fli.s``/``fli.d`` keep the table index (rs1) in ``imm``;
+  ``fcvtmod.w.d`` exists only with rm = RTZ.  The RV32-only ``fmvh.x.d`` and
+  ``fmvp.d.x`` and the Zfh-only half forms are not decoded.  Zfhmin: ``flh``,
+  ``fsh``, ``fmv.x.h``, ``fmv.h.x`` and the four ``fcvt`` between half and
+  single/double (rm kept, as for every conversion).
 """
 
 from __future__ import annotations
@@ -111,9 +127,11 @@ _FMA = {0x43: "fmadd", 0x47: "fmsub", 0x4B: "fnmsub", 0x4F: "fnmadd"}
 _FMT = {0: "s", 1: "d"}
 _FARITH = {0x00: "fadd", 0x04: "fsub", 0x08: "fmul", 0x0C: "fdiv"}
 _FSGNJ = {0: "fsgnj", 1: "fsgnjn", 2: "fsgnjx"}
-_FMINMAX = {0: "fmin", 1: "fmax"}
+_FMINMAX = {0: "fmin", 1: "fmax", 2: "fminm", 3: "fmaxm"}          # fminm/fmaxm: Zfa
 _FCMP = {0: "fle", 1: "flt", 2: "feq"}
+_FCMPQ = {4: "fleq", 5: "fltq"}                                     # Zfa
 _FCVT_INT = {0: "w", 1: "wu", 2: "l", 3: "lu"}
+_CBO = {0: "cbo.inval", 1: "cbo.clean", 2: "cbo.flush", 4: "cbo.zero"}
 
 #: Mnemonics whose ``rm`` field is a rounding mode.
 FP_RM_MNEMONICS: Final = frozenset(
@@ -122,6 +140,8 @@ FP_RM_MNEMONICS: Final = frozenset(
     + [f"fcvt.{i}.{t}" for i in _FCVT_INT.values() for t in "sd"]
     + [f"fcvt.{t}.{i}" for i in _FCVT_INT.values() for t in "sd"]
     + ["fcvt.s.d", "fcvt.d.s"]
+    + ["fround.s", "fround.d", "froundnx.s", "froundnx.d"]                 # Zfa
+    + ["fcvt.s.h", "fcvt.h.s", "fcvt.d.h", "fcvt.h.d"]                     # Zfhmin
 )
 
 BRANCHES: Final = frozenset(_BRANCH.values())
@@ -206,7 +226,19 @@ def _decode32(w: int) -> _Fields:
                 return _f("ecall")
             if w == 0x00100073:
                 return _f("ebreak")
+            if w == 0x00D00073:
+                return _f("wrs.nto")                                 # Zawrs
+            if w == 0x01D00073:
+                return _f("wrs.sto")
             raise _Illegal("privileged or reserved SYSTEM instruction")
+        if f3 == 4:   # Zimop: 1 n4 00 n3:2 0111 n1:0 (mop.r.N), 1 n2 00 n1:0 1 rs2 (mop.rr.N)
+            if w >> 31 and not (w >> 28) & 3:
+                if (w >> 25) & 1:
+                    return _f("mop.rr", rd, rs1, rs2, imm=((w >> 28) & 4) | ((w >> 26) & 3))
+                if (w >> 22) & 7 == 7:
+                    return _f("mop.r", rd, rs1,
+                              imm=((w >> 26) & 0x10) | ((w >> 24) & 0xC) | ((w >> 20) & 3))
+            raise _Illegal("reserved SYSTEM encoding")
         m = _CSR.get(f3)
         if m is None:
             raise _Illegal("reserved SYSTEM encoding")
@@ -219,6 +251,10 @@ def _decode32(w: int) -> _Fields:
             return _f("fence", imm=w >> 20)
         if f3 == 1:
             return _f("fence.i")
+        if f3 == 2 and rd == 0:   # Zicbom / Zicboz
+            m = _CBO.get(w >> 20)
+            if m is not None:
+                return _f(m, 0, rs1)
         raise _Illegal("reserved MISC-MEM encoding")
     if op == 0x2F:  # AMO
         if f3 not in (2, 3):
@@ -231,7 +267,9 @@ def _decode32(w: int) -> _Fields:
         return _f(f"{base}.{'w' if f3 == 2 else 'd'}", rd, rs1, rs2,
                   aq=bool((w >> 26) & 1), rl=bool((w >> 25) & 1))
     if op == 0x07 or op == 0x27:  # LOAD-FP / STORE-FP
-        if f3 == 2:
+        if f3 == 1:
+            t = "h"                   # Zfhmin
+        elif f3 == 2:
             t = "w"
         elif f3 == 3:
             t = "d"
@@ -251,6 +289,8 @@ def _decode32(w: int) -> _Fields:
 
 
 def _decode_opfp(w: int, rd: int, f3: int, rs1: int, rs2: int, f7: int) -> _Fields:
+    if f7 & 3 == 2:
+        return _decode_opfp_half(rd, f3, rs1, rs2, f7)
     t = _FMT.get(f7 & 3)
     if t is None:
         raise _Illegal("unsupported FP format")
@@ -272,17 +312,26 @@ def _decode_opfp(w: int, rd: int, f3: int, rs1: int, rs2: int, f7: int) -> _Fiel
             raise _Illegal("reserved fmin/fmax encoding")
         return _f(f"{m}.{t}", rd, rs1, rs2)
     if g == 0x20:
-        # fcvt.s.d (f7=0x20, rs2=1) / fcvt.d.s (f7=0x21, rs2=0)
+        # fcvt.s.d (f7=0x20, rs2=1) / fcvt.d.s (f7=0x21, rs2=0); Zfhmin's
+        # fcvt.{s,d}.h (rs2=2); Zfa's fround (rs2=4) and froundnx (rs2=5)
         if t == "s" and rs2 == 1:
             return _f("fcvt.s.d", rd, rs1, rm=f3)
         if t == "d" and rs2 == 0:
             return _f("fcvt.d.s", rd, rs1, rm=f3)
+        if rs2 == 2:
+            return _f(f"fcvt.{t}.h", rd, rs1, rm=f3)
+        if rs2 == 4 or rs2 == 5:
+            return _f(f"{'fround' if rs2 == 4 else 'froundnx'}.{t}", rd, rs1, rm=f3)
         raise _Illegal("reserved FP conversion")
     if g == 0x50:
-        m = _FCMP.get(f3)
+        m = _FCMP.get(f3) or _FCMPQ.get(f3)
         if m is None:
             raise _Illegal("reserved FP compare")
         return _f(f"{m}.{t}", rd, rs1, rs2)
+    if g == 0x60 and t == "d" and rs2 == 8:
+        if f3 != 1:
+            raise _Illegal("fcvtmod.w.d with rm other than rtz")
+        return _f("fcvtmod.w.d", rd, rs1, rm=f3)                       # Zfa
     if g == 0x60:
         i = _FCVT_INT.get(rs2)
         if i is None:
@@ -300,7 +349,20 @@ def _decode_opfp(w: int, rd: int, f3: int, rs1: int, rs2: int, f7: int) -> _Fiel
             return _f(f"fclass.{t}", rd, rs1)
     if g == 0x78 and rs2 == 0 and f3 == 0:
         return _f("fmv.w.x" if t == "s" else "fmv.d.x", rd, rs1)
+    if g == 0x78 and rs2 == 1 and f3 == 0:
+        return _f(f"fli.{t}", rd, imm=rs1)                              # Zfa
     raise _Illegal("reserved OP-FP encoding")
+
+
+def _decode_opfp_half(rd: int, f3: int, rs1: int, rs2: int, f7: int) -> _Fields:
+    """fmt = H: the Zfhmin moves and conversions (Zfh's arithmetic is not decoded)."""
+    if f7 == 0x22 and rs2 in (0, 1):
+        return _f("fcvt.h.s" if rs2 == 0 else "fcvt.h.d", rd, rs1, rm=f3)
+    if f7 == 0x72 and rs2 == 0 and f3 == 0:
+        return _f("fmv.x.h", rd, rs1)
+    if f7 == 0x7A and rs2 == 0 and f3 == 0:
+        return _f("fmv.h.x", rd, rs1)
+    raise _Illegal("half-precision instruction beyond Zfhmin")
 
 
 # --------------------------------------------------------------------------
@@ -313,6 +375,25 @@ def _bits(h: int, hi: int, lo: int) -> int:
 
 def _ci_imm6(h: int) -> int:
     return _sx((_bits(h, 12, 12) << 5) | _bits(h, 6, 2), 6)
+
+
+# Zcb: c.zext.b c.sext.b c.zext.h c.sext.h c.zext.w c.not (bits 4:2 = 0..5)
+# as (base mnemonic, imm); rs2 is x0 (c.zext.w is add.uw rd, rd, x0).
+_ZCB_UNARY = (("andi", 255), ("sext.b", 0), ("zext.h", 0), ("sext.h", 0), ("add.uw", 0), ("xori", -1))
+
+
+def _decode16_zcb_mem(h: int, rs1p: int, rp: int) -> _Fields:
+    """Quadrant 0, funct3 100: Zcb's byte and halfword loads and stores
+    (funct6 100000 c.lbu, 100001 c.lhu/c.lh, 100010 c.sb, 100011 c.sh)."""
+    f = _bits(h, 12, 10)
+    if f == 0 or f == 2:     # uimm[1:0] in bits 5, 6
+        imm = (_bits(h, 5, 5) << 1) | _bits(h, 6, 6)
+        return _f("lbu", rp, rs1p, imm=imm) if f == 0 else _f("sb", 0, rs1p, rp, imm=imm)
+    if f == 1:
+        return _f("lh" if h & 0x40 else "lhu", rp, rs1p, imm=_bits(h, 5, 5) << 1)
+    if f == 3 and not h & 0x40:
+        return _f("sh", 0, rs1p, rp, imm=_bits(h, 5, 5) << 1)
+    raise _Illegal("reserved compressed instruction")
 
 
 def _decode16(h: int) -> _Fields:
@@ -329,7 +410,7 @@ def _decode16(h: int) -> _Fields:
                 raise _Illegal("illegal compressed instruction (c.addi4spn imm 0)")
             return _f("addi", rdp, 2, imm=imm)
         if f3 == 4:
-            raise _Illegal("reserved compressed instruction")
+            return _decode16_zcb_mem(h, rs1p, rdp)
         if f3 == 2 or f3 == 6:  # c.lw / c.sw
             imm = (_bits(h, 12, 10) << 3) | (_bits(h, 6, 6) << 2) | (_bits(h, 5, 5) << 6)
         else:  # c.fld c.ld c.fsd c.sd
@@ -355,6 +436,8 @@ def _decode16(h: int) -> _Fields:
                 return _f("addi", 2, 2, imm=_sx(imm, 10))
             imm6 = _ci_imm6(h)
             if imm6 == 0:
+                if rd & 1 and rd < 16:
+                    return _f("addi")                     # Zcmop: c.mop.N (N = rd)
                 raise _Illegal("reserved c.lui with imm 0")
             return _f("lui", rd, imm=imm6 << 12)
         if f3 == 4:
@@ -367,8 +450,14 @@ def _decode16(h: int) -> _Fields:
                 return _f("andi", rs1p, rs1p, imm=_ci_imm6(h))
             sel = _bits(h, 6, 5)
             if h & 0x1000:
-                if sel >= 2:
-                    raise _Illegal("reserved compressed arithmetic")
+                if sel == 2:
+                    return _f("mul", rs1p, rs1p, rdp)     # Zcb: c.mul
+                if sel == 3:                              # Zcb: unary forms on rd'
+                    op = _bits(h, 4, 2)
+                    if op >= len(_ZCB_UNARY):
+                        raise _Illegal("reserved compressed arithmetic")
+                    m, imm = _ZCB_UNARY[op]
+                    return _f(m, rs1p, rs1p, imm=imm)
                 return _f(("subw", "addw")[sel], rs1p, rs1p, rdp)
             return _f(("sub", "xor", "or", "and")[sel], rs1p, rs1p, rdp)
         if f3 == 5:

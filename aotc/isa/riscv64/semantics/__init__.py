@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from aotc.ir.builder import Builder
 from aotc.isa.riscv64.insn import Insn
-from aotc.isa.riscv64.semantics import rva, rvb, rvf, rvi, rvm, zicsr
+from aotc.isa.riscv64.semantics import rva, rva23, rvb, rvf, rvi, rvm, zfa, zfh, zicsr
 from aotc.isa.riscv64.semantics.common import Sem
 
 SEMANTICS: dict[str, Sem] = {}
-for _module in (rvi, rvm, rva, rvf, zicsr, rvb):
+for _module in (rvi, rvm, rva, rvf, zicsr, rvb, rva23, zfa, zfh):
     _overlap = SEMANTICS.keys() & _module.SEMANTICS.keys()
     assert not _overlap, _overlap
     SEMANTICS.update(_module.SEMANTICS)
