@@ -242,6 +242,114 @@ B_NAMES = sorted([*B_R, *B_UNARY, *B_SHIFT_I, "roriw"])
 QEMU72_B_EXCLUDE = ("ctzw",)
 
 
+# --- RVA23U64's other scalar extensions (issue 22) -------------------------------
+# Texts are LLVM assembler syntax (binutils 2.40 predates Zcb, Zfa and Zimop):
+# tests/test_rv64_rva23_scalar.py checks these encoders against it.
+
+# Zcb: name -> (funct6 bits 15:10, bits 6:5, bits 4:2) for the register forms on rd'
+ZCB_UNARY = {"c.zext.b": 0, "c.sext.b": 1, "c.zext.h": 2, "c.sext.h": 3, "c.zext.w": 4, "c.not": 5}
+ZCB_MEM = ("c.lbu", "c.lhu", "c.lh", "c.sb", "c.sh")
+
+
+def zcb_unary(name: str, rd: int) -> Insn:
+    return w16((0x27 << 10) | (_cr(rd) << 7) | (3 << 5) | (ZCB_UNARY[name] << 2) | 1, f"{name} x{rd}")
+
+
+def zcb_mul(rd: int, rs2: int) -> Insn:
+    return w16((0x27 << 10) | (_cr(rd) << 7) | (2 << 5) | (_cr(rs2) << 2) | 1, f"c.mul x{rd}, x{rs2}")
+
+
+def zcb_mem(name: str, r: int, rs1: int, off: int) -> Insn:
+    """c.lbu/c.sb (offset 0-3), c.lhu/c.lh/c.sh (0 or 2): r is rd' or rs2'."""
+    f6 = {"c.lbu": 0x20, "c.lhu": 0x21, "c.lh": 0x21, "c.sb": 0x22, "c.sh": 0x23}[name]
+    if name in ("c.lbu", "c.sb"):
+        low = ((off & 1) << 1) | ((off >> 1) & 1)      # bit 6 = off[0], bit 5 = off[1]
+    else:
+        assert off in (0, 2), off
+        low = (2 if name == "c.lh" else 0) | (off >> 1)
+    return w16((f6 << 10) | (_cr(rs1) << 7) | (low << 5) | (_cr(r) << 2), f"{name} x{r}, {off}(x{rs1})")
+
+
+def c_mop(n: int) -> Insn:
+    assert n & 1 and 1 <= n <= 15, n
+    return w16(0x6081 | ((n >> 1) << 8), f"c.mop.{n}")
+
+
+def mop_r(n: int, rd: int, rs1: int) -> Insn:
+    w = (1 << 31) | (((n >> 4) & 1) << 30) | (((n >> 2) & 3) << 26) | (7 << 22) | ((n & 3) << 20) | \
+        (rs1 << 15) | (4 << 12) | (rd << 7) | 0x73
+    return w32(w, f"mop.r.{n} x{rd}, x{rs1}")
+
+
+def mop_rr(n: int, rd: int, rs1: int, rs2: int) -> Insn:
+    w = (1 << 31) | (((n >> 2) & 1) << 30) | ((n & 3) << 26) | (1 << 25) | (rs2 << 20) | \
+        (rs1 << 15) | (4 << 12) | (rd << 7) | 0x73
+    return w32(w, f"mop.rr.{n} x{rd}, x{rs1}, x{rs2}")
+
+
+WRS = {"wrs.nto": 0x00D00073, "wrs.sto": 0x01D00073}
+CBO = {"cbo.inval": 0, "cbo.clean": 1, "cbo.flush": 2, "cbo.zero": 4}
+
+
+def cbo(name: str, rs1: int) -> Insn:
+    return w32((CBO[name] << 20) | (rs1 << 15) | (2 << 12) | 0x0F, f"{name} (x{rs1})")
+
+
+# Zfa (F and D forms)
+FLI_TEXT = ("-1.0", "min", "1.52587890625e-05", "3.0517578125e-05", "0.00390625", "0.0078125",
+            "0.0625", "0.125", "0.25", "0.3125", "0.375", "0.4375", "0.5", "0.625", "0.75", "0.875",
+            "1.0", "1.25", "1.5", "1.75", "2.0", "2.5", "3.0", "4.0", "8.0", "16.0", "128.0",
+            "256.0", "32768.0", "65536.0", "inf", "nan")
+
+
+def fli(t: str, rd: int, index: int) -> Insn:
+    return w32(opfp(0x1E, t, 0, rd, index, 1), f"fli.{t} f{rd}, {FLI_TEXT[index]}")
+
+
+ZFA_BIN = {"fminm": (0x05, 2), "fmaxm": (0x05, 3), "fleq": (0x14, 4), "fltq": (0x14, 5)}
+
+
+def zfa_bin(name: str, t: str, rd: int, rs1: int, rs2: int) -> Insn:
+    f5, f3 = ZFA_BIN[name]
+    r = "x" if name in ("fleq", "fltq") else "f"
+    return w32(opfp(f5, t, f3, rd, rs1, rs2), f"{name}.{t} {r}{rd}, f{rs1}, f{rs2}")
+
+
+def fround(name: str, t: str, rd: int, rs1: int, rm: int) -> Insn:
+    return w32(opfp(0x08, t, rm, rd, rs1, 4 if name == "fround" else 5),
+               f"{name}.{t} f{rd}, f{rs1}, {RM_NAMES[rm]}")
+
+
+def fcvtmod(rd: int, rs1: int) -> Insn:
+    return w32(opfp(0x18, "d", 1, rd, rs1, 8), f"fcvtmod.w.d x{rd}, f{rs1}, rtz")
+
+
+# Zfhmin
+def flh(rd: int, rs1: int, off: int) -> Insn:
+    return w32(i_type(0x07, 1, rd, rs1, off), f"flh f{rd}, {off}(x{rs1})")
+
+
+def fsh(rs2: int, rs1: int, off: int) -> Insn:
+    return w32(s_type(0x27, 1, rs1, rs2, off), f"fsh f{rs2}, {off}(x{rs1})")
+
+
+def fmv_x_h(rd: int, rs1: int) -> Insn:
+    return w32(r_type(0x53, 0, 0x72, rd, rs1, 0), f"fmv.x.h x{rd}, f{rs1}")
+
+
+def fmv_h_x(rd: int, rs1: int) -> Insn:
+    return w32(r_type(0x53, 0, 0x7A, rd, rs1, 0), f"fmv.h.x f{rd}, x{rs1}")
+
+
+# fcvt between half and single/double: name -> (funct7, rs2)
+FCVT_H = {"fcvt.s.h": (0x20, 2), "fcvt.d.h": (0x21, 2), "fcvt.h.s": (0x22, 0), "fcvt.h.d": (0x22, 1)}
+
+
+def fcvt_h(name: str, rd: int, rs1: int, rm: int) -> Insn:
+    f7, rs2 = FCVT_H[name]
+    return w32(r_type(0x53, rm, f7, rd, rs1, rs2), f"{name} f{rd}, f{rs1}, {RM_NAMES[rm]}")
+
+
 def amo(name: str, width: str, rd: int, rs1: int, rs2: int, aq: int, rl: int) -> Insn:
     f5 = {"lr": 0x02, "sc": 0x03}.get(name, AMO.get(name))
     word = (f5 << 27) | (aq << 26) | (rl << 25) | (rs2 << 20) | (rs1 << 15) | \
@@ -467,6 +575,13 @@ class GenOptions:
     # B instructions left out of ``b_ops``: ``QEMU72_B_EXCLUDE`` for a
     # comparison with Debian's qemu-riscv64 7.2.
     b_exclude: tuple[str, ...] = ()
+    # RVA23U64's other scalar extensions (weights, 0 = none): Zfhmin (which
+    # qemu-riscv64 7.2 runs with ``-cpu rv64,Zfh=true``), and Zcb, Zfa and
+    # Zimop/Zcmop/Zawrs/Zicbom/Zicboz, which no emulator here has.
+    zfh_ops: float = 0.0
+    zcb_ops: float = 0.0
+    zfa_ops: float = 0.0
+    mop_ops: float = 0.0
 
 
 # What Unicorn 2.1's riscv model (qemu 5.0 based, before the F/D 2.2 fixes)
@@ -487,7 +602,7 @@ class CaseGen:
         self.b_names = [n for n in B_NAMES if n not in opts.b_exclude]
         self.groups = [(g, getattr(opts, g)) for g in
                        ("int_ops", "mem_ops", "branch_ops", "amo_ops", "fp_ops", "csr_ops", "c_ops",
-                        "b_ops", "zicond_ops")]
+                        "b_ops", "zicond_ops", "zfh_ops", "zcb_ops", "zfa_ops", "mop_ops")]
 
     # registers: rd never x2 (nor a loop counter); sources may be anything; aliasing on purpose
     def xrd(self) -> int:
@@ -656,6 +771,72 @@ class CaseGen:
         rs1 = self.xsrc(rd)
         rs2 = self.xsrc(rs1 if rnd.random() < 0.3 else rd)
         return [b_insn(rnd.choice(sorted(ZICOND_R)), rd, rs1, rs2)]
+
+    # --- RVA23U64: Zfhmin, Zcb, Zfa, Zimop/Zcmop/Zawrs/Zicbo* ------------------------
+    def gen_zfh_ops(self) -> list[Insn]:
+        rnd = self.rnd
+        p = rnd.random()
+        rd, rs1 = self.freg(), self.freg()
+        if p < 0.5:
+            name = rnd.choice(sorted(FCVT_H))
+            rm = self.rm(name in ("fcvt.s.h", "fcvt.d.h"))     # widening is exact
+            return [fcvt_h(name, rd, rs1, rm)]
+        if p < 0.65:
+            return [fmv_x_h(self.xrd(), rs1)]
+        if p < 0.8:
+            return [fmv_h_x(rd, self.xsrc())]
+        off = rnd.randrange(0, BUF // 2) * 2
+        return [flh(rd, SP, off)] if rnd.random() < 0.5 else [fsh(rs1, SP, off)]
+
+    def gen_zcb_ops(self) -> list[Insn]:
+        rnd = self.rnd
+        p = rnd.random()
+        if p < 0.4:
+            return [zcb_unary(rnd.choice(sorted(ZCB_UNARY)), self.cx())]
+        if p < 0.55:
+            a = self.cx()
+            return [zcb_mul(a, a if rnd.random() < 0.2 else self.cx())]
+        name = rnd.choice(ZCB_MEM)
+        base, r = self.cx(), self.cx()
+        while r == base and name in ("c.lbu", "c.lhu", "c.lh"):
+            r = self.cx()
+        off = rnd.randrange(4) if name in ("c.lbu", "c.sb") else rnd.choice([0, 2])
+        start = rnd.randrange(0, BUF - 8)
+        return [w32(i_type(0x13, 0, base, SP, start), f"addi x{base}, x2, {start}"), zcb_mem(name, r, base, off)]
+
+    def gen_zfa_ops(self) -> list[Insn]:
+        rnd = self.rnd
+        t = rnd.choice(["s", "d"]) if self.opts.singles else "d"
+        p = rnd.random()
+        rd, rs1 = self.freg(), self.freg()
+        if p < 0.15:
+            return [fli(t, rd, rnd.randrange(32))]
+        if p < 0.4:
+            name = rnd.choice(["fminm", "fmaxm"])
+            return [zfa_bin(name, t, rd, rs1, self.freg(rs1))]
+        if p < 0.55:
+            name = rnd.choice(["fleq", "fltq"])
+            return [zfa_bin(name, t, self.xrd(), rs1, self.freg(rs1))]
+        if p < 0.85:
+            return [fround(rnd.choice(["fround", "froundnx"]), t, rd, rs1, self.rm(True))]
+        return [fcvtmod(self.xrd(), rs1)]
+
+    def gen_mop_ops(self) -> list[Insn]:
+        rnd = self.rnd
+        p = rnd.random()
+        if p < 0.3:
+            return [mop_r(rnd.randrange(32), self.xrd(), self.xsrc())]
+        if p < 0.5:
+            return [mop_rr(rnd.randrange(8), self.xrd(), self.xsrc(), self.xsrc())]
+        if p < 0.6:
+            return [c_mop(rnd.randrange(1, 16, 2))]
+        if p < 0.7:
+            name = rnd.choice(sorted(WRS))
+            return [w32(WRS[name], name)]
+        base = self.cx()
+        name = rnd.choice(sorted(CBO))
+        start = rnd.randrange(0, BUF)
+        return [w32(i_type(0x13, 0, base, SP, start), f"addi x{base}, x2, {start}"), cbo(name, base)]
 
     def counted_loop(self) -> list[Insn]:
         """``t = n; L: body; t -= 1; bne t, x0, L``: a short loop (1-3 runs) of
