@@ -41,6 +41,15 @@ SUPPORTED: Final[frozenset[str]] = frozenset((
     "Zicond",       # rvb.py: czero.eqz, czero.nez
     "Zihintpause",  # pause is a fence encoding (pred=W, succ=0): decodes as fence
     "Zihintntl",    # ntl.* are add x0, x0, x2..x5 and c.ntl.* c.add x0, x2..x5: no-ops
+    "Zcb",          # decoder.py: c.lbu..c.mul expand to base/Zbb/Zba instructions
+    "Zimop",        # rva23.py: mop.r.N, mop.rr.N write 0
+    "Zcmop",        # decoder.py: c.mop.N is addi x0, x0, 0
+    "Zawrs",        # rva23.py: wrs.nto, wrs.sto return at once
+    "Zicbom",       # rva23.py: cbo.clean/flush/inval are no-ops (coherent host)
+    "Zicboz",       # rva23.py: cbo.zero, 64-byte block (CACHE_BLOCK_SIZE)
+    "Zicbop",       # prefetch.i/r/w are ori x0 encodings: no-ops
+    "Zfa",          # zfa.py (F and D forms)
+    "Zfhmin",       # zfh.py
 ))
 
 # Extensions each one implies (the closure is taken before intersecting).
