@@ -7,6 +7,7 @@ each sample is translated once however many tests run it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -73,17 +74,23 @@ class ImageFactory:
         out = self.out_dir / f"{binary.name}.O{opt_level}.so"
         cached = CACHE / f"{binary.name}.{_cache_key(binary, opt_level)}.so"
         signing = load_or_create_signing_key()
-        if cached.exists():
-            # Re-sign with this session's key: the cache holds content, not trust.
-            from aotc.image import write_image
-            from loader import read_image_file
+        CACHE.mkdir(parents=True, exist_ok=True)
+        # One build per image for all xdist workers: the others wait for it
+        # (an image takes minutes; two workers building it at once is waste).
+        with open(cached.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if cached.exists():
+                # Re-sign with this session's key: the cache holds content, not trust.
+                from aotc.image import write_image
+                from loader import read_image_file
 
-            parsed = read_image_file(cached)
-            write_image(out, parsed.contents, signing)
-        else:
-            build_image(binary, out, key=signing, opt_level=opt_level)
-            CACHE.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(out, cached)
+                parsed = read_image_file(cached)
+                write_image(out, parsed.contents, signing)
+            else:
+                build_image(binary, out, key=signing, opt_level=opt_level)
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+                shutil.copyfile(out, tmp)
+                os.replace(tmp, cached)
         self._built[key] = out
         return out
 
