@@ -593,7 +593,15 @@ def test_ids_uname_misc(k, g, mem):
     assert sc(k, "times", tms) > 0
     assert sc(k, "sched_yield") == 0
     mask = g.alloc(128)
-    assert sc(k, "sched_getaffinity", 0, 128, mask) == 8 and mem.read_u64(mask) == 1
+    # as many cpus as aotrun may run on (its threads run guest threads in parallel)
+    host_cpus = len(os.sched_getaffinity(0))
+    assert sc(k, "sched_getaffinity", 0, 128, mask) == 8 and mem.read_u64(mask) == (1 << host_cpus) - 1
+    mem.write(mask, (1 << host_cpus).to_bytes(8, "little"))          # only a cpu it does not have
+    assert sc(k, "sched_setaffinity", 0, 8, mask) == -errno.EINVAL
+    mem.write(mask, (1).to_bytes(8, "little"))
+    assert sc(k, "sched_setaffinity", 0, 8, mask) == 0
+    cpu = g.alloc(8)
+    assert sc(k, "getcpu", cpu, 0, 0) == 0 and 0 <= struct.unpack("<I", mem.read(cpu, 4))[0] < host_cpus
     assert sc(k, "sched_getaffinity", 0, 4, mask) == -errno.EINVAL
     assert sc(k, "socket", 2, 1, 0) == -errno.EAFNOSUPPORT      # AF_INET: no network for the guest
 

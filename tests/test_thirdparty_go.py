@@ -10,6 +10,8 @@ multithreaded process (os/exec), timers through futex and epoll/nanosleep.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from thirdparty.fixtures import engines_for, need_reference, program, target
@@ -42,6 +44,9 @@ CASES = {
     "preempt": (
         "main ran beside the spinner\ngarbage collection finished beside the spinner\n"
         "spinner stopped, counted: true\n"),
+    # GOMAXPROCS's default is the CPU count from sched_getaffinity: the
+    # guest sees every CPU aotrun may run on, as it does under qemu.
+    "numcpu": "numcpu {n} gomaxprocs {n}\n".format(n=len(os.sched_getaffinity(0))),
 }
 
 

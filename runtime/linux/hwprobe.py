@@ -4,8 +4,8 @@ As Linux's arch/riscv/kernel/sys_hwprobe.c, with the key and bit numbers of
 its uapi header (arch/riscv/include/uapi/asm/hwprobe.h).  The extensions come
 from the selected ISA profile (``aotrun --isa-profile``;
 aotc/isa/riscv64/extensions.py), held by the kernel as ``isa_extensions``;
-the guest sees one CPU (cpu 0, as ``sched_getaffinity`` says), so every
-cpu-set question is about that one.
+every CPU the guest sees (``sched_getaffinity``: runtime/linux/cpus.py) is
+the same hart, so a cpu-set question has one answer for all of them.
 
 Values that are ours rather than a profile's: vendor, architecture and
 implementation ids 0; misaligned scalar accesses FAST (translated code and the
@@ -23,6 +23,7 @@ import struct
 from collections.abc import Collection
 
 from aotc.isa.riscv64.extensions import CACHE_BLOCK_SIZE, profile_extensions
+from runtime.linux.cpus import cpumask_size, online_mask
 from runtime.linux.syscall_base import syscall
 
 __all__ = ["HwprobeCalls", "hwprobe_value", "ima_ext_0"]
@@ -71,8 +72,6 @@ _NEEDS_V = frozenset(n for n in EXT_0_BITS if n.startswith("Zv"))
 _BITMASK_KEYS = frozenset((KEY_BASE_BEHAVIOR, KEY_IMA_EXT_0, KEY_CPUPERF_0, KEY_VENDOR_EXT_THEAD_0,
                            KEY_VENDOR_EXT_SIFIVE_0, KEY_VENDOR_EXT_MIPS_0, KEY_IMA_EXT_1))
 _PAIR = struct.Struct("<qQ")
-_ONLINE = 1                     # the cpu mask: cpu 0
-_CPUMASK_SIZE = 8               # cpumask_size() for the one CPU (one long)
 
 
 def ima_ext_0(extensions: Collection[str]) -> int:
@@ -124,8 +123,9 @@ class HwprobeCalls:
 
     def _hwprobe_cpus(self, cpusetsize: int, cpus: int) -> int:
         """The guest's cpu mask (cpusetsize bytes at most cpumask_size()) and the online cpus."""
-        raw = self.mem.read(cpus, min(cpusetsize, _CPUMASK_SIZE))    # type: ignore[attr-defined]
-        return int.from_bytes(raw, "little") & _ONLINE if raw else 0
+        n = self.ncpus                                              # type: ignore[attr-defined]
+        raw = self.mem.read(cpus, min(cpusetsize, cpumask_size(n)))  # type: ignore[attr-defined]
+        return int.from_bytes(raw, "little") & online_mask(n) if raw else 0
 
     @syscall("riscv_hwprobe", "p", "u", "u", "p", "x")
     def sys_riscv_hwprobe(self, pairs: int, pair_count: int, cpusetsize: int, cpus: int,
@@ -157,10 +157,12 @@ class HwprobeCalls:
         if flags != WHICH_CPUS or not cpusetsize or not cpus:
             return -_errno.EINVAL
         mem = self.mem                                      # type: ignore[attr-defined]
-        size = min(cpusetsize, _CPUMASK_SIZE)
+        n = self.ncpus                                      # type: ignore[attr-defined]
+        size = min(cpusetsize, cpumask_size(n))
         raw = mem.read(cpus, size)
-        mask = int.from_bytes(raw, "little") or _ONLINE
-        mask &= _ONLINE
+        online = online_mask(n) & ((1 << 8 * size) - 1)
+        mask = int.from_bytes(raw, "little") or online
+        mask &= online
         clear_all = False
         for i in range(pair_count):
             at = pairs + 16 * i
@@ -174,8 +176,8 @@ class HwprobeCalls:
             assert have is not None
             ok = (have & want) == want if key in _BITMASK_KEYS else have == want
             if not ok:
-                mask &= ~_ONLINE
+                mask = 0                        # every cpu is the same hart
         if clear_all:
             mask = 0
-        mem.write(cpus, mask.to_bytes(8, "little")[:size])
+        mem.write(cpus, mask.to_bytes(size, "little"))
         return 0

@@ -43,6 +43,7 @@ from runtime.guest_memory import (PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, GuestM
                                   page_down, page_up)
 from runtime.host_libc import load_libc
 from runtime.linux.abi import SyscallAbi
+from runtime.linux.cpus import cpumask_size, current_cpu, guest_cpu_count, online_mask
 from runtime.linux.hwprobe import HwprobeCalls
 from runtime.linux.io_calls import IoCalls
 from runtime.linux.misc_calls import MiscCalls
@@ -298,6 +299,8 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, Hw
         self.on_icache_flush: Callable[[], None] | None = None
         # Called in the child after a guest fork (process_calls.py), by the Machine.
         self.on_fork_child: Callable[[], None] | None = None
+        # The CPUs the guest sees (runtime/linux/cpus.py).
+        self.ncpus = guest_cpu_count()
         # Held across os.fork by the forking thread (the Machine's JIT lock):
         # no other thread may be inside a compile, holding a lock or half
         # an update the child would inherit with no thread to finish it.
@@ -1361,19 +1364,21 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, Hw
     def sys_sched_getaffinity(self, pid: int, size: int, mask: int) -> int:
         if _s32(pid) not in (0, self.pid):
             return -_errno.ESRCH
-        if size < 8 or size & 7:
+        n = self.ncpus
+        size_needed = cpumask_size(n)
+        if size < size_needed or size & 7:
             return -_errno.EINVAL
-        self.mem.write(mask, (1).to_bytes(8, "little"))
-        return 8
+        self.mem.write(mask, online_mask(n).to_bytes(size_needed, "little"))
+        return size_needed
 
     @_sys("sched_setaffinity", "d", "u", "p")
     def sys_sched_setaffinity(self, pid: int, size: int, mask: int) -> int:
         if _s32(pid) not in (0, self.pid):
             return -_errno.ESRCH
-        raw = self.mem.read(mask, min(size, 128))
-        if not raw or not raw[0] & 1:
+        raw = self.mem.read(mask, min(size, cpumask_size(self.ncpus)))
+        if not int.from_bytes(raw, "little") & online_mask(self.ncpus):
             return -_errno.EINVAL
-        return 0
+        return 0            # advisory: the host schedules aotrun's threads
 
     @_sys("sched_yield")
     def sys_sched_yield(self) -> int:
@@ -1382,7 +1387,7 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, Hw
     @_sys("getcpu", "p", "p", "p")
     def sys_getcpu(self, cpu: int, node: int, _cache: int) -> int:
         if cpu:
-            self.mem.write(cpu, bytes(4))
+            self.mem.write(cpu, current_cpu(self.ncpus).to_bytes(4, "little"))
         if node:
             self.mem.write(node, bytes(4))
         return 0

@@ -19,6 +19,7 @@ var commands = map[string]func(args []string) int{
 	"exec":       execParent,
 	"child":      execChild,
 	"preempt":    preempt,
+	"numcpu":     numcpu,
 }
 
 func main() {
