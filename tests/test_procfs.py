@@ -155,6 +155,29 @@ def test_view_files_are_read_only(k, g):
     assert g.call("renameat2", AT_FDCWD, g.s("/proc/self/comm"), AT_FDCWD, g.s("y"), 0) == -errno.EACCES
 
 
+def test_cpuinfo_of_a_riscv64_guest_is_riscv64s(k, g):
+    """/proc/cpuinfo as riscv64 Linux prints it: one block per CPU the guest
+    sees, each with the advertised ISA string; nothing of the host's CPU."""
+    text = g.slurp("/proc/cpuinfo").decode()
+    blocks = [b for b in text.split("\n\n") if b]
+    assert len(blocks) == len(os.sched_getaffinity(0))
+    for i, block in enumerate(blocks):
+        fields = dict(line.split("\t: ", 1) for line in block.splitlines())
+        fields = {name.strip(): value for name, value in fields.items()}
+        assert fields["processor"] == fields["hart"] == str(i)
+        assert fields["mmu"] == "sv39"
+        isa = fields["isa"]
+        assert isa.startswith("rv64imafdc_") and fields["hart isa"] == isa
+        assert {"zicsr", "zifencei", "zba", "zbb", "zbs", "zicond"} <= set(isa.split("_")[1:])
+    with open("/proc/cpuinfo") as host:
+        host_model = next((line for line in host if line.startswith("model name")), None)
+    assert "vendor_id" not in text and "flags" not in text
+    if host_model:
+        assert host_model.split(":", 1)[1].strip() not in text
+    k.isa_extensions = frozenset({"I", "M", "A", "F", "D", "C", "Zicsr", "Zifencei"})
+    assert "isa\t\t: rv64imafdc_zicsr_zifencei\n" in g.slurp("/proc/cpuinfo").decode()
+
+
 def test_maps_and_smaps_show_guest_ranges_only(k, g, mem):
     maps = g.slurp("/proc/self/maps").decode()
     ranges = [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in maps.splitlines()]

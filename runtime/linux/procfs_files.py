@@ -65,6 +65,8 @@ class ProcFiles:
 
     # -- content -------------------------------------------------------------------
     def content(self, parts: tuple[str, ...]) -> bytes:
+        if parts == ("cpuinfo",) and self.k.abi.name == "riscv64":
+            return self._riscv_cpuinfo()
         if parts in ALLOWED_HOST_FILES:
             with open("/proc/" + "/".join(parts), "rb") as f:
                 return f.read(1 << 20)
@@ -74,6 +76,18 @@ class ProcFiles:
         if rest[0] == "fdinfo":
             return self._fdinfo(int(rest[1]))
         return getattr(self, "_file_" + rest[0])()
+
+    def _riscv_cpuinfo(self) -> bytes:
+        """/proc/cpuinfo as riscv64 Linux prints it (arch/riscv/kernel/cpu.c),
+        for the CPUs the guest sees and the ISA it is told it has (the
+        host's x86 flags would mean nothing to a riscv64 program parsing it)."""
+        from aotc.isa.riscv64.extensions import isa_string
+
+        isa = isa_string(self.k.isa_extensions)
+        return "".join(
+            f"processor\t: {i}\nhart\t\t: {i}\nisa\t\t: {isa}\nmmu\t\t: sv39\n"
+            f"mvendorid\t: 0x0\nmarchid\t\t: 0x0\nmimpid\t\t: 0x0\nhart isa\t: {isa}\n\n"
+            for i in range(self.k.ncpus)).encode()
 
     def _file_maps(self) -> bytes:
         return "".join(self._map_header(m) for m in self.k.mem.mappings()).encode()

@@ -123,3 +123,25 @@ def single_letters(extensions: Iterable[str]) -> str:
     """The single-letter extensions among ``extensions``, lower case, in
     alphabetical order ("acdfim" for RV64GC)."""
     return "".join(sorted(e.lower() for e in extensions if len(e) == 1))
+
+
+# The canonical order of single-letter extensions (the unprivileged ISA's
+# "ISA Extension Naming Conventions"); Z extensions sort by the category
+# their second letter names, then alphabetically.
+_CANONICAL = "imafdqlcbkjtpvh"
+
+
+def isa_string(extensions: Iterable[str], xlen: int = 64) -> str:
+    """The ISA string Linux prints in /proc/cpuinfo's ``isa`` line:
+    ``rv64imafdc_zicntr_zicsr_...`` (single letters in canonical order,
+    then Z and S extensions, lower case, separated by ``_``)."""
+    exts = set(extensions)
+    letters = "".join(c for c in _CANONICAL if c.upper() in exts)
+    if "I" not in exts:
+        letters = "e" + letters
+    multi = [e.lower() for e in exts if len(e) > 1]
+
+    def key(name: str) -> tuple[int, int, str]:
+        cat = _CANONICAL.find(name[1]) if name[0] == "z" else len(_CANONICAL)
+        return ({"z": 0, "s": 1}.get(name[0], 2), cat if cat >= 0 else len(_CANONICAL), name)
+    return f"rv{xlen}{letters}" + "".join("_" + n for n in sorted(multi, key=key))
