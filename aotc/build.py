@@ -128,6 +128,9 @@ def guest_metadata(elf, guest: Path, *, engine: str) -> dict:
         "input_sha256": elf.sha256,
         "tool_version": __version__,
         "arena_bits": ARENA_BITS,
+        # A static-pie is translated at the load base the ELF reader chose;
+        # its segments and addresses above are already there.
+        **({"load_base": elf.load_base} if elf.pie else {}),
     }
 
 
@@ -190,6 +193,8 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     if not code:
         raise ElfError(f"{guest}: no executable code found")
     entries = {"entry": [elf.entry], "symbols": [a for a, _s, _n in elf.symbols]}
+    if elf.relocated_pointers:     # a static-pie's code pointers in data
+        entries["relocations"] = list(elf.relocated_pointers)
     if profile_pcs is not None:
         entries["profile"] = profile_pcs
     say(f"decoding {sum(len(c.data) for c in code)} bytes of {elf.isa} code")

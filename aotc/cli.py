@@ -176,6 +176,7 @@ def describe(image: Path, parsed: Any, status: Any) -> dict:
         "host_isa": meta.get("host_isa"),
         "engine": meta.get("engine"),
         "entry": meta.get("entry"),
+        "load_base": meta.get("load_base"),
         "input_sha256": meta.get("input_sha256"),
         "tool_version": meta.get("tool_version"),
         "blocks": stats.get("blocks"),
@@ -244,6 +245,8 @@ def inspect_text(image: Path, info: dict, status: Any) -> str:
         f"host ISA:      {info['host_isa']}",
         f"engine:        {info['engine']}",
         f"entry:         {_hex(info['entry'])}",
+        "load base:     " + (f"{_hex(info['load_base'])} (position-independent, placed at build time)"
+                              if info["load_base"] is not None else "none (fixed-address executable)"),
         f"input sha256:  {info['input_sha256']}",
         f"tool version:  {info['tool_version']}",
         f"translated:    {info['blocks']} blocks, {info['instructions']} instructions",

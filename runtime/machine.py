@@ -859,10 +859,23 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
 
 
 def _is_elf(path: Path) -> bool:
+    """Whether ``path`` is a guest ELF rather than an aotc image: an
+    executable (ET_EXEC), or a shared object (ET_DYN: a static-pie guest, or
+    a host object that an image is) without the image footer."""
+    from aotc.image.layout import FOOTER_SIZE, MAGIC
+
     try:
         with open(path, "rb") as f:
             head = f.read(18)
+            if head[:4] != b"\x7fELF":
+                return False
+            e_type = int.from_bytes(head[16:18], "little")
+            if e_type != 3:
+                return e_type == 2
+            size = f.seek(0, 2)
+            if size < FOOTER_SIZE:
+                return True
+            f.seek(size - FOOTER_SIZE)
+            return f.read(len(MAGIC)) != MAGIC
     except OSError:
         return False
-    # Guest programs are static executables (ET_EXEC); images are shared objects.
-    return head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little") == 2

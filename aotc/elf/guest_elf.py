@@ -4,6 +4,13 @@ Only what running a static Linux user-mode guest needs is kept: the loadable
 segments, the entry point, where the program headers live in guest memory
 (AT_PHDR), function symbols (if not stripped), the TLS template and a hash
 of the file, and the section headers (hints only: see ``aotc.elf.sections``).
+
+A position-independent executable without an interpreter (static-pie,
+``ET_DYN``) is placed at a load base (``ET_DYN_BASE``, or the caller's) here,
+once: every address the ``GuestElf`` holds (segments, entry, AT_PHDR, TLS,
+symbols, sections) is already rebased, so discovery, the image and the
+runtime all see the addresses the program runs at.  The segments' bytes are
+the file's: the program relocates its own data at start.
 Every problem is reported as one ``ElfError`` (or its subclass
 ``UnsupportedGuestError`` for well-formed ELFs this version cannot run) with a
 one-line message, whatever the field values: every offset, size and address
@@ -12,20 +19,39 @@ is checked before it is used, and nothing else is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from aotc.elf.dynamic import relocated_pointers
 from aotc.elf.sections import Section, function_symbols, read_sections
 from aotc.elf.segments import PF_R, PF_W, PF_X, GuestSegment
 from aotc.errors import ElfError, UnsupportedGuestError
 
 __all__ = ["GuestElf", "GuestTls", "read_guest_elf", "read_guest_elf_bytes",
-           "ARENA_SIZE", "PF_R", "PF_W", "PF_X"]
+           "ARENA_SIZE", "ET_DYN_BASE", "ET_DYN_TOP", "PF_R", "PF_W", "PF_X"]
 
 # Our guest arena is 32 bits wide (see runtime/guest_memory.py).
 ARENA_SIZE = 1 << 32
+
+# Where a position-independent executable without an interpreter (static-pie)
+# is loaded.  Linux puts ET_DYN programs at ELF_ET_DYN_BASE, two thirds of the
+# way up the address space: clear of fixed-address executables (linked at
+# 0x10000 on riscv64, 0x400000 on x86_64) and the break after them, with the
+# mmap area above.  Our guest space is 4 GiB, and the runtime puts mmap
+# top-down below ET_DYN_TOP (``LinuxKernel``'s mmap base) and the stack below
+# 0xF000_0000 (runtime/process.py): two thirds of ET_DYN_TOP, rounded down to
+# 64 KiB, leaves a program's break 1.3 GiB before the mmap area, and mmap
+# the space on both sides of the program (tests/test_pie.py checks the
+# constants against the runtime's layout).  A program too large to fit below
+# ET_DYN_TOP from there is placed lower, ending at ET_DYN_TOP.
+ET_DYN_TOP = 0xE000_0000
+ET_DYN_BASE = (ET_DYN_TOP * 2 // 3) & ~0xFFFF    # 0x9555_0000
+_PAGE = 0x1000
+# Larger p_align values than this are not honoured (Linux caps them too).
+_MAX_ALIGN = 1 << 24
 
 EM_X86_64 = 62
 EM_AARCH64 = 183
@@ -67,6 +93,11 @@ class GuestElf:
     tls: GuestTls | None
     raw: bytes
     sections: tuple[Section, ...] = ()       # section headers: hints, never what runs
+    # ET_DYN (static-pie): placed at a load base; every address above is rebased.
+    pie: bool = False
+    load_base: int = 0                        # added to every link-time address (0 for ET_EXEC)
+    # Values the dynamic relocations store (rebased): code pointers in data (pie only).
+    relocated_pointers: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -77,8 +108,9 @@ class GuestElf:
                 f"segments={len(self.segments)}, symbols={len(self.symbols)})")
 
 
-def read_guest_elf(path: Path | str) -> GuestElf:
-    """Read and validate the guest executable at ``path``."""
+def read_guest_elf(path: Path | str, *, load_base: int | None = None) -> GuestElf:
+    """Read and validate the guest executable at ``path`` (``load_base``:
+    where a static-pie goes instead of ``ET_DYN_BASE``)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -88,7 +120,7 @@ def read_guest_elf(path: Path | str) -> GuestElf:
         raise ElfError(f"{path}: is a directory, not an ELF file") from None
     except OSError as e:
         raise ElfError(f"{path}: cannot read: {e.strerror or e}") from None
-    return read_guest_elf_bytes(data, path)
+    return read_guest_elf_bytes(data, path, load_base=load_base)
 
 
 def _machine_name(machine: int) -> str:
@@ -104,8 +136,28 @@ def _machine_name(machine: int) -> str:
     return f"unknown machine (e_machine {machine})"
 
 
-def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf:
-    """Validate ``data`` (the bytes of an ELF file called ``name``)."""
+def _pie_bias(loads: list, requested: int | None) -> int:
+    """What to add to a static-pie's link-time addresses to place it at
+    ``requested`` (a page-aligned address) or by default at ``ET_DYN_BASE``,
+    aligned to the segments' largest p_align, as Linux aligns its load bias."""
+    lo = min(ph[3] for ph in loads) & ~(_PAGE - 1)
+    hi = max(ph[3] + ph[6] for ph in loads)
+    align = max([ph[7] for ph in loads if ph[7] & (ph[7] - 1) == 0 and ph[7] <= _MAX_ALIGN] + [_PAGE])
+    if requested is not None:
+        if requested % _PAGE or requested < 0:
+            raise ValueError(f"load base {requested:#x} is not page-aligned")
+        base = requested
+    else:
+        base = ET_DYN_BASE if ET_DYN_BASE + (hi - lo) <= ET_DYN_TOP else ET_DYN_TOP - (hi - lo)
+        base &= ~(align - 1)
+    # A program linked above its base (prelinked) stays where it was linked.
+    return max(base - lo, 0)
+
+
+def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>", *,
+                         load_base: int | None = None) -> GuestElf:
+    """Validate ``data`` (the bytes of an ELF file called ``name``); a
+    static-pie is placed at ``load_base`` (default ``ET_DYN_BASE``)."""
     data = bytes(data)
     path = Path(name)
 
@@ -159,15 +211,23 @@ def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf
         if p_type == PT_INTERP:
             interp = data[p_offset:p_offset + p_filesz].split(b"\0", 1)[0]
             interp_s = interp.decode("utf-8", "replace") or "?"
-            raise fail(f"dynamically linked executables are not supported yet "
-                       f"(PT_INTERP {interp_s}); link with -static", UnsupportedGuestError)
-    if e_type == ET_DYN:
-        raise fail("static-pie executables (ET_DYN without PT_INTERP) are not supported yet; "
-                   "link with -static -no-pie", UnsupportedGuestError)
+            kind = "position-independent executable" if e_type == ET_DYN else "executable"
+            raise fail(f"dynamically linked executables are not supported yet (PT_INTERP {interp_s}): "
+                       f"this {kind} needs its interpreter and shared libraries from a sysroot "
+                       f"of the guest's system, which aotc cannot take yet (planned: aotrun -L "
+                       f"SYSROOT); link with -static or -static-pie", UnsupportedGuestError)
 
     loads = sorted((ph for ph in phdrs if ph[0] == PT_LOAD), key=lambda ph: ph[3])
     if not loads:
         raise fail("no PT_LOAD segments; nothing to load")
+    link_phdrs = phdrs
+    bias = 0
+    if e_type == ET_DYN:
+        # Static-pie: place it at its load base, every address at once.
+        bias = _pie_bias(loads, load_base)
+        phdrs = [(t, f, o, v + bias, pa, fs, ms, al) for t, f, o, v, pa, fs, ms, al in phdrs]
+        loads = sorted((ph for ph in phdrs if ph[0] == PT_LOAD), key=lambda ph: ph[3])
+        e_entry += bias
 
     segments: list[GuestSegment] = []
     for _t, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, _al in loads:
@@ -218,6 +278,11 @@ def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf
 
     sections = read_sections(data, e_shoff, e_shentsize, e_shnum, fail)
     symbols = function_symbols(data, sections, fail)
+    pointers: tuple[int, ...] = ()
+    if e_type == ET_DYN:
+        sections = tuple(dataclasses.replace(s, addr=s.addr + bias) if s.alloc else s for s in sections)
+        symbols = tuple((addr + bias, size, sym) for addr, size, sym in symbols)
+        pointers = relocated_pointers(data, e_machine, link_phdrs, bias)
 
     return GuestElf(
         path=path,
@@ -233,5 +298,8 @@ def read_guest_elf_bytes(data: bytes, name: str | Path = "<memory>") -> GuestElf
         tls=tls,
         raw=data,
         sections=sections,
+        pie=e_type == ET_DYN,
+        load_base=bias,
+        relocated_pointers=pointers,
     )
 
