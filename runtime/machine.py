@@ -820,6 +820,12 @@ def run_image(path: Path, guest_args: Sequence[str], *, trust: Sequence[Path] = 
 
         elf = read_guest_elf(Path(path))
     else:
+        if _is_elf(Path(path)):
+            # A guest ELF for the aot engine: say first if it cannot run at
+            # all (dynamically linked...), else the loader says to build it.
+            from aotc.elf.guest_elf import read_guest_elf
+
+            read_guest_elf(Path(path))
         image = load_image(Path(path), trusted_keys(list(trust)))
     if engine == "kvm" or (image is not None and image.metadata.get("engine") == "kvm"):
         from runtime.kvm.vm import run_kvm_image  # x86_64 guests in a KVM vCPU

@@ -413,7 +413,9 @@ def _check_metadata(metadata: Any) -> None:
         raise ImageError(f"image metadata names an unknown host_isa {host_isa!r}")
     if metadata["engine"] not in ENGINES:
         raise ImageError(f"image metadata names an unknown engine {metadata['engine']!r}")
-    for key in ("entry", "phdr_vaddr", "phent", "phnum", "arena_bits"):
+    for key in ("entry", "phdr_vaddr", "phent", "phnum", "arena_bits", "load_base"):
+        if key not in REQUIRED_METADATA_KEYS and key not in metadata:
+            continue        # load_base: a static-pie's only
         value = metadata[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ImageError(f"image metadata {key!r} is not a non-negative integer")
