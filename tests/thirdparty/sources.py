@@ -354,9 +354,11 @@ RECIPES = {
 ALL = list(RECIPES)
 
 
-def ensure(name: str) -> Built:
-    """The built program ``name`` from the cache, building it first if needed."""
-    recipe, builder, program = RECIPES[name]
+def ensure(name: str, recipes: dict | None = None) -> Built:
+    """The built program ``name`` from the cache, building it first if needed;
+    ``recipes`` (default RECIPES, the tests' programs) maps names to (recipe,
+    builder, program) like RECIPES (bench/real.py passes its own)."""
+    recipe, builder, program = (RECIPES if recipes is None else recipes)[name]
     key = _key(recipe())
     d = cache_root() / name / key
     manifest = d / "manifest.json"
