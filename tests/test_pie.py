@@ -254,3 +254,28 @@ def test_image_metadata_load_base_is_checked(value, ok):
     else:
         with pytest.raises(ImageError, match="load_base"):
             _check_metadata(sample_metadata(load_base=value))
+
+
+def test_x86_64_static_pie_under_kvm(tmp_path, config_dir):
+    """The same reader feeds the KVM engine: a glibc x86_64 static-pie runs
+    in a vCPU at the same base and prints what it prints natively."""
+    from runtime.kvm.api import kvm_unavailable_reason
+
+    if kvm_unavailable_reason() is not None:
+        pytest.skip(f"KVM unusable: {kvm_unavailable_reason()}")
+    import platform
+
+    if platform.machine() != "x86_64" or shutil.which("gcc") is None:
+        pytest.skip("needs an x86_64 host with gcc")
+    exe = tmp_path / "xpie"
+    proc = subprocess.run(["gcc", "-static-pie", "-fPIE", "-O2", "-o", str(exe), str(DATA / "pieprobe.c")],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"gcc -static-pie failed: {proc.stderr.strip()[:200]}")
+    assert read_guest_elf(exe).load_base == ET_DYN_BASE
+    native = subprocess.run([str(exe), *ARGS], capture_output=True, env=ENV, timeout=60)
+    image = tmp_path / "xpie.so"
+    built = run_tool([*aotc_cmd(), "build", "-q", str(exe), "-o", str(image)])
+    assert built.returncode == 0, built.stderr
+    out, status, err = _run(image)
+    assert (out, status) == (native.stdout.decode(), native.returncode), err
