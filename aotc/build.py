@@ -16,7 +16,7 @@ ARENA_BITS = 32
 SUPPORTED_AOT_ISAS = ("riscv64",)
 # Report fields a build cache entry keeps from the build that translated it.
 CACHED_REPORT_FIELDS = ("blocks", "instructions", "untranslated", "entry_sources",
-                        "host_code_bytes", "guest_code_bytes", "timings")
+                        "host_code_bytes", "guest_code_bytes", "timings", "tier", "tiers")
 
 
 @dataclass
@@ -33,6 +33,11 @@ class BuildReport:
     host_code_bytes: int = 0
     guest_code_bytes: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # --tier, and per tier actually used ("opt", "fast"): chunks, functions,
+    # blocks and instructions (of regions), CPU seconds of lifting and LLVM,
+    # instructions per CPU second (see aotc.backend.compile._tier_stats).
+    tier: str = "auto"
+    tiers: dict[str, dict] = field(default_factory=dict)
     # "hit" (translation reused from the build cache), "miss" (translated and
     # stored) or "off" (--no-cache, a --dump-dir build, or a KVM image).
     cache: str = "off"
@@ -50,19 +55,34 @@ class BuildReport:
             shown = ", ".join(f"{u['pc']:#x} {u['mnemonic']}" for u in self.untranslated[:5])
             more = f" (+{len(self.untranslated) - 5} more)" if len(self.untranslated) > 5 else ""
             lines.append(f"  {len(self.untranslated)} instructions become SIGILL traps: {shown}{more}")
+        if self.tiers and self.cache != "hit":
+            lines.append("  tiers: " + "; ".join(
+                f"{name} {t['blocks']} blocks / {t['instructions']} instructions in {t['cpu_seconds']:.1f} "
+                f"CPU s ({t['instructions_per_second'] or 0} instructions/s)"
+                for name, t in sorted(self.tiers.items())))
         return "\n".join(lines)
 
 
 def load_profile(path: Path) -> list[int]:
     """The missed entry pcs recorded by ``aotrun --record-profile``."""
+    return load_profile_pcs(path)[0]
+
+
+def load_profile_pcs(path: Path) -> tuple[list[int], list[int]]:
+    """A run profile's missed entry pcs (``missed_pcs``, recorded by
+    ``aotrun --record-profile``) and hot pcs (optional ``hot_pcs``: blocks
+    the opt tier compiles whatever static evidence says)."""
     import json
 
     from aotc.errors import BuildError
 
+    def pcs(values) -> list[int]:
+        return [int(pc, 0) if isinstance(pc, str) else int(pc) for pc in values]
+
     try:
         data = json.loads(path.read_text())
-        return [int(pc, 0) if isinstance(pc, str) else int(pc) for pc in data["missed_pcs"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        return pcs(data["missed_pcs"]), pcs(data.get("hot_pcs", []))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise BuildError(f"{path}: not a usable run profile ({e})") from None
 
 
@@ -137,12 +157,13 @@ def guest_metadata(elf, guest: Path, *, engine: str) -> dict:
 def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_level: int = 2,
                 progress: Callable[[str], None] | None = None,
                 dump_dir: Path | None = None, profile: Path | None = None,
-                use_cache: bool = False, count: bool = False) -> BuildReport:
+                use_cache: bool = False, count: bool = False, tier: str = "auto") -> BuildReport:
     """Translate ``guest`` and write the signed image to ``output``.
 
     With ``use_cache`` the translation is looked up in (and stored into) the
     build cache (``aotc.build_cache``); a build with ``dump_dir`` never is,
-    since it is asked to produce the intermediate files."""
+    since it is asked to produce the intermediate files.  ``tier``: which
+    LLVM pipeline each unit gets (aotc.backend.compile.TIERS)."""
     from aotc.elf.guest_elf import read_guest_elf
 
     t0 = time.perf_counter()
@@ -160,7 +181,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     from aotc.image import ImageContents, write_image
 
     # Entry pcs a previous run missed (aotrun --record-profile).
-    profile_pcs = load_profile(Path(profile)) if profile is not None else None
+    profile_pcs, hot_pcs = load_profile_pcs(Path(profile)) if profile is not None else (None, [])
     cache_key = None
     if use_cache and dump_dir is None:
         from aotc import build_cache
@@ -168,7 +189,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
         cache_key = build_cache.build_key(
             input_sha256=elf.sha256, opt_level=opt_level, jobs=jobs or os.cpu_count() or 1,
             profile_pcs=profile_pcs, host_isa=platform.machine(), arena_bits=ARENA_BITS,
-            count=count)
+            count=count, tier=tier, hot_pcs=hot_pcs or None)
         try:
             cached = build_cache.load(cache_key)
         except build_cache.CorruptEntry as e:
@@ -203,7 +224,8 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     t2 = time.perf_counter()
     say(f"lifting and compiling {len(disc.blocks)} blocks ({disc.instructions} instructions)")
     objects, untranslated, timings = compile_blocks(disc.blocks, opt_level=opt_level, jobs=jobs,
-                                                    progress=say, dump_dir=dump_dir, count=count)
+                                                    progress=say, dump_dir=dump_dir, count=count,
+                                                    tier=tier, hot_pcs=frozenset(hot_pcs))
     t3 = time.perf_counter()
     host_object = link_shared_object(objects)
     t4 = time.perf_counter()
@@ -212,6 +234,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     translation = {
         "codegen_version": CODEGEN_VERSION,
         "opt_level": opt_level,
+        "tier": tier,
         "counted": count,
         "stats": {
             "blocks": len(disc.blocks),
@@ -223,8 +246,9 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     metadata = {**guest_metadata(elf, Path(guest), engine="aot"), **translation}
     write_image(Path(output), ImageContents(host_object, metadata, tuple(elf.segments)), key)
     t5 = time.perf_counter()
+    tiers = timings.pop("tiers", {})
     report = BuildReport(
-        guest=str(guest), output=str(output), guest_isa=elf.isa, engine="aot",
+        guest=str(guest), output=str(output), guest_isa=elf.isa, engine="aot", tier=tier, tiers=tiers,
         blocks=len(disc.blocks), instructions=disc.instructions, untranslated=untranslated_list,
         entry_sources=disc.sources, image_bytes=Path(output).stat().st_size,
         host_code_bytes=len(host_object), guest_code_bytes=sum(len(c.data) for c in code),

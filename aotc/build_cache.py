@@ -7,9 +7,9 @@ seconds; its result depends only on the inputs hashed into the cache key:
 * the translator itself: ``__version__``, ``CODEGEN_VERSION``, the llvmlite
   version and a hash of every source file of the ``aotc`` package (so an
   edited translator never reuses code an older one produced),
-* every build option that changes the output: optimisation level, profile
-  entry pcs, the effective number of compile jobs (it decides the chunking),
-  the host ISA and the guest arena size.
+* every build option that changes the output: optimisation level, build
+  tier (``--tier``), profile entry and hot pcs, the effective number of
+  compile jobs, the host ISA and the guest arena size.
 
 An entry holds the linked host shared object and the translation's metadata
 (statistics, untranslated instructions), never a signature: a hit is signed
@@ -95,7 +95,8 @@ def source_tree_digest(root: Path) -> str:
 
 
 def build_key(*, input_sha256: str, opt_level: int, jobs: int, profile_pcs: list[int] | None,
-              host_isa: str, arena_bits: int, count: bool = False) -> str:
+              host_isa: str, arena_bits: int, count: bool = False, tier: str = "auto",
+              hot_pcs: list[int] | None = None) -> str:
     """The cache key of one translation (hex SHA-256)."""
     material = {
         "schema": SCHEMA,
@@ -107,7 +108,10 @@ def build_key(*, input_sha256: str, opt_level: int, jobs: int, profile_pcs: list
         "host_isa": host_isa,
         "arena_bits": arena_bits,
         "count": count,
+        "tier": tier,
     }
+    if hot_pcs:
+        material["hot_pcs"] = hot_pcs
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

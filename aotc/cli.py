@@ -38,6 +38,10 @@ def _default_output(guest: Path) -> Path:
               help="Parallel compile jobs (default: number of CPUs).")
 @click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True,
               help="LLVM optimisation level.")
+@click.option("--tier", type=click.Choice(["auto", "fast", "opt"]), default="auto", show_default=True,
+              help="LLVM pipeline per function: opt (-O level) for code with evidence of being hot "
+                   "(loops, recursion, small leaf functions, the profile's hot_pcs) and a fast "
+                   "unoptimised one for the rest (auto), or one of them for everything.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print progress to stderr.")
 @click.option("--profile", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="Add the entry pcs a run missed (aotrun --record-profile) to discovery.")
@@ -48,7 +52,7 @@ def _default_output(guest: Path) -> Path:
                    "reports them and the image's coverage); costs speed in tight loops.")
 def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool,
           jobs: int | None, opt_level: int, quiet: bool, profile: Path | None = None,
-          no_cache: bool = False, count: bool = False) -> None:
+          no_cache: bool = False, count: bool = False, tier: str = "auto") -> None:
     """Translate GUEST (a static riscv64 Linux ELF) into a signed image.
 
     Translations are cached by content (see `aotc cache info`): building the
@@ -70,6 +74,7 @@ def build(guest: Path, output: Path | None, key_path: Path | None, as_json: bool
     progress = None if quiet else (lambda message: click.echo(message, err=True))
     report = build_image(guest, output, key=key, jobs=jobs, opt_level=opt_level, progress=progress,
                          use_cache=not no_cache, **({"count": True} if count else {}),
+                         **({"tier": tier} if tier != "auto" else {}),
                          **({"profile": profile} if profile is not None else {}))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))

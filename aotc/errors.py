@@ -42,6 +42,20 @@ class BuildError(AotcError):
     """Compiling or linking the host image failed."""
 
 
+class CompileWorkerDied(BuildError):
+    """A compile worker process died while compiling a chunk: killed by a
+    signal (SIGKILL: usually the kernel's out-of-memory killer; SIGABRT: LLVM
+    aborted) or exited without a result."""
+
+    def __init__(self, message: str, *, chunk: int, tier: str, instructions: int,
+                 exitcode: int | None) -> None:
+        super().__init__(message)
+        self.chunk = chunk
+        self.tier = tier
+        self.instructions = instructions
+        self.exitcode = exitcode
+
+
 class ImageError(AotcError):
     """An image file is malformed, truncated, or for another host."""
 

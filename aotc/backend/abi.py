@@ -4,7 +4,7 @@
 # recorded in every image, and an image runs only on a runtime of the same
 # version (the block calling convention, the state layout the code assumes
 # and the exit codes may change from one version to the next).
-CODEGEN_VERSION = 26
+CODEGEN_VERSION = 27   # 27: build tiers (cold code unoptimised)
 
 # The key of an empty slot in a block table (the image's aotc_htab, the JIT's
 # table): all ones, which no guest pc can be (pcs are at least 2-aligned and

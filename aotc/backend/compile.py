@@ -10,14 +10,16 @@ calls are direct, never through the PLT).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -32,13 +34,28 @@ from aotc.backend.llvm_builder import (
     block_declaration,
     block_symbol,
 )
-from aotc.backend.regions import form_regions
+from aotc.backend.regions import _cycles, form_regions, return_point, successors
 from aotc.discover import Block
-from aotc.errors import AotcError, BuildError
+from aotc.errors import AotcError, BuildError, CompileWorkerDied
 from aotc.isa.riscv64.fflags_idiom import fflags_read_dead, trio_starts
 
 TRIPLE = "x86_64-unknown-linux-gnu"
 INFO_SYMBOL = "aotc_image_info"
+
+# --tier: "auto" (hot code opt, the rest fast), "fast" or "opt" (everything).
+TIERS = ("auto", "fast", "opt")
+# Guest instructions (unit weights, see compile_units) per chunk at most: a
+# chunk of 8000 peaks at about 250 MB in its worker at -O2 (measured on
+# hello.riscv64; docs/adr/0002-build-tiers.md), whatever the program's size.
+CHUNK_MAX_INSNS = 8000
+# Chunks of a tier are split further, down to this size and up to
+# CHUNK_SPREAD chunks, so a small program still keeps a few workers busy.
+CHUNK_MIN_INSNS = 1000
+CHUNK_SPREAD = 8
+# A region of at most this weight that calls nothing and is not a return
+# point or a syscall resume is a small leaf function: opt tier (an indirect
+# call target in a loop, say), it costs little there.
+SMALL_LEAF_INSNS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +72,15 @@ class ChunkResult:
     lift_seconds: float = 0.0
     llvm_seconds: float = 0.0
     ir_bytes: int = 0
+    cpu_seconds: float = 0.0      # the worker's CPU time for lift + LLVM
+
+
+@dataclass
+class Chunk:
+    """Units compiled together as one LLVM module, all of one tier."""
+    tier: str                       # "opt" or "fast"
+    units: list                     # [Unit]
+    weight: int = 0                 # guest instructions (unit weights)
 
 
 def fp_barrier_blocks(blocks: dict[int, Block]) -> frozenset[int]:
@@ -267,8 +293,10 @@ def chunk_ir(units: Iterable[Unit], known: frozenset[int], htab_mask: int,
     return "\n".join(parts)
 
 
-def compile_units(blocks: dict[int, Block], barriers: frozenset[int]) -> list[tuple[int, Unit]]:
-    """Regions and stand-alone copies, each with its weight (instructions)."""
+def compile_units(blocks: dict[int, Block], barriers: frozenset[int], tier: str = "opt",
+                  hot_pcs: "frozenset[int] | set[int]" = frozenset()) -> list[tuple[int, Unit, str]]:
+    """Regions and stand-alone copies, each with its weight (instructions)
+    and its tier ("opt" or "fast"; ``tier`` "auto": see ``unit_tiers``)."""
     # CSR accesses need no region boundary (see LLVMBuilder.fp_env); the
     # stand-alone copies of such blocks keep the barriers.
     regions = form_regions(blocks)
@@ -281,7 +309,86 @@ def compile_units(blocks: dict[int, Block], barriers: frozenset[int]) -> list[tu
         for m in pcs[1:]:
             if m not in regions.entries:
                 units.append(((len(blocks[m].insns) + 1) // 3, ("copy", [blocks[m]])))
-    return units
+    if tier == "auto":
+        tiers = unit_tiers(blocks, regions, units, hot_pcs)
+    elif tier in ("opt", "fast"):
+        tiers = [tier] * len(units)
+    else:
+        raise ValueError(f"unknown tier {tier!r}")
+    return [(w, u, t) for (w, u), t in zip(units, tiers)]
+
+
+def unit_tiers(blocks: dict[int, Block], regions, units: list[tuple[int, Unit]],
+               hot_pcs: "frozenset[int] | set[int]" = frozenset()) -> list[str]:
+    """The tier of each unit from static evidence (and a profile's hot pcs).
+
+    Opt: a region with a block on a cycle of the control-flow graph (a loop,
+    calls inside it included), an entry (a second function for such a
+    loop), a region in a cycle of the direct call graph (recursion), a small
+    leaf function (``SMALL_LEAF_INSNS``), and any unit holding a pc of
+    ``hot_pcs``.  Fast: the rest, and every stand-alone copy (entered only
+    when something enters the middle of a region; already unoptimised)."""
+    succ: dict[int, tuple[int, ...]] = {}
+    calls: dict[int, set[int]] = {}
+    return_points: set[int] = set()
+    resumes: set[int] = set()
+    for pc, b in blocks.items():
+        s, call = successors(b)
+        succ[pc] = tuple(t for t in s if t in blocks)
+        if call is not None and call in blocks:
+            calls.setdefault(regions.head_of[pc], set()).add(call)
+        rp = return_point(b)
+        if rp is not None:
+            return_points.add(rp)
+        if b.insns and b.insns[-1].mnemonic == "ecall":
+            resumes.add(b.insns[-1].next_pc)
+    in_loop = {pc for scc in _cycles(set(blocks), succ) for pc in scc}
+    heads = set(regions.members)
+    call_graph = {h: tuple(t for t in calls.get(h, ()) if t in heads) for h in heads}
+    recursive = {h for scc in _cycles(heads, call_graph) for h in scc}
+
+    def small_leaf(weight: int, members: list[Block]) -> bool:
+        head = members[0].pc
+        return (weight <= SMALL_LEAF_INSNS and head not in return_points and head not in resumes
+                and all(successors(m)[1] is None and return_point(m) is None
+                        and not (m.insns and m.insns[-1].mnemonic == "ecall") for m in members))
+
+    out = []
+    for weight, (kind, members) in units:
+        if kind == "copy":
+            hot = False
+        elif kind == "entry":
+            hot = True
+        else:
+            hot = (any(m.pc in in_loop for m in members) or members[0].pc in recursive
+                   or small_leaf(weight, members))
+        hot = hot or any(m.pc in hot_pcs for m in members)
+        out.append("opt" if hot else "fast")
+    return out
+
+
+def plan_chunks(units: list[tuple[int, Unit, str]], max_insns: int = CHUNK_MAX_INSNS) -> list[Chunk]:
+    """Units into chunks: per tier, ceil(weight / max_insns) chunks or more
+    (see CHUNK_SPREAD), filled largest unit first into the lightest chunk.
+    A unit heavier than ``max_insns`` (a region is at most MAX_REGION_INSNS)
+    gets a chunk of its own.  Opt chunks first, heaviest first."""
+    out: list[Chunk] = []
+    for tier in ("opt", "fast"):
+        mine = sorted(((w, u) for w, u, t in units if t == tier), key=lambda u: (-u[0], u[1][1][0].pc))
+        total = sum(w for w, _u in mine)
+        if not mine:
+            continue
+        n = max(math.ceil(total / max_insns), min(CHUNK_SPREAD, total // CHUNK_MIN_INSNS), 1)
+        chunks = [Chunk(tier, []) for _ in range(min(n, len(mine)))]
+        for weight, unit in mine:
+            c = min(chunks, key=lambda c: c.weight)
+            if c.units and c.weight + weight > max_insns:
+                c = Chunk(tier, [])
+                chunks.append(c)
+            c.units.append(unit)
+            c.weight += weight
+        out.extend(sorted(chunks, key=lambda c: -c.weight))
+    return out
 
 
 def table_ir(block_pcs: list[int], htab_mask: int, metadata_words: dict[str, int]) -> str:
@@ -344,44 +451,64 @@ _WORK: dict = {}
 
 
 def _compile_chunk(index: int) -> ChunkResult:
-    units: list[Unit] = _WORK["chunks"][index]
+    chunk: Chunk = _WORK["chunks"][index]
     untranslated: list[Untranslated] = []
+    c0 = time.process_time()
     t0 = time.perf_counter()
-    ir = chunk_ir(units, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"],
+    ir = chunk_ir(chunk.units, _WORK["known"], _WORK["mask"], untranslated, _WORK["barriers"],
                   "aot" if _WORK["count"] else None, _WORK["dead_reads"])
     t1 = time.perf_counter()
     if _WORK.get("dump_dir"):
         Path(_WORK["dump_dir"], f"chunk{index:03d}.ll").write_text(ir)
-    obj = compile_ir(ir, _WORK["opt"], f"chunk{index}")
+    # The fast tier: no IR passes, codegen at CodeGenOpt::None (compile_ir at 0).
+    obj = compile_ir(ir, _WORK["opt"] if chunk.tier == "opt" else 0, f"chunk{index}")
     t2 = time.perf_counter()
-    return ChunkResult(obj, untranslated, t1 - t0, t2 - t1, len(ir))
+    return ChunkResult(obj, untranslated, t1 - t0, t2 - t1, len(ir), time.process_time() - c0)
+
+
+def _tier_stats(chunks: list[Chunk], results: list[ChunkResult]) -> dict[str, dict]:
+    """Per tier: chunks, functions, blocks and guest instructions (of regions:
+    entries and copies repeat them), CPU seconds and instructions per second."""
+    out: dict[str, dict] = {}
+    for chunk, r in zip(chunks, results):
+        t = out.setdefault(chunk.tier, {"chunks": 0, "functions": 0, "blocks": 0, "instructions": 0,
+                                        "weight": 0, "cpu_seconds": 0.0})
+        t["chunks"] += 1
+        t["functions"] += len(chunk.units)
+        t["weight"] += chunk.weight
+        t["cpu_seconds"] += r.cpu_seconds
+        for kind, members in chunk.units:
+            if kind == "region":
+                t["blocks"] += len(members)
+                t["instructions"] += sum(len(m.insns) for m in members)
+    for t in out.values():
+        t["cpu_seconds"] = round(t["cpu_seconds"], 3)
+        t["instructions_per_second"] = round(t["weight"] / t["cpu_seconds"]) if t["cpu_seconds"] else None
+    return out
 
 
 def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | None = None,
                    progress: Callable[[str], None] | None = None,
                    dump_dir: Path | None = None,
-                   count: bool = False) -> tuple[list[bytes], list[Untranslated], dict]:
+                   count: bool = False, tier: str = "opt",
+                   hot_pcs: "frozenset[int] | set[int]" = frozenset(),
+                   max_chunk_insns: int = CHUNK_MAX_INSNS) -> tuple[list[bytes], list[Untranslated], dict]:
     """Compile every block into object files (chunked, in parallel); with
-    ``count``, translated code counts the blocks and instructions it runs."""
+    ``count``, translated code counts the blocks and instructions it runs.
+    ``tier``: see TIERS; ``hot_pcs`` (tier "auto"): units holding one are opt."""
     pcs = sorted(blocks)
     known = frozenset(pcs)
     mask = htab_size(len(pcs)) - 1
     jobs = jobs or os.cpu_count() or 1
-    # Enough chunks to balance the workers, each big enough to amortise LLVM.
-    n_chunks = max(1, min(len(pcs) // 400 + 1, jobs * 4))
     barriers = fp_barrier_blocks(blocks)
-    chunks: list[list[Unit]] = [[] for _ in range(n_chunks)]
-    load = [0] * n_chunks
-    for weight, unit in sorted(compile_units(blocks, barriers), key=lambda u: (-u[0], u[1][1][0].pc)):
-        i = load.index(min(load))
-        chunks[i].append(unit)
-        load[i] += weight
+    chunks = plan_chunks(compile_units(blocks, barriers, tier, hot_pcs), max_chunk_insns)
+    n_chunks = len(chunks)
     _WORK.update(chunks=chunks, known=known, mask=mask, opt=opt_level, dump_dir=dump_dir,
                  barriers=barriers, count=count, dead_reads=dead_fflags_reads(blocks))
     results: list[ChunkResult] = [None] * n_chunks  # type: ignore[list-item]
     try:
         if jobs > 1 and n_chunks > 1:
-            _compile_in_workers(min(jobs, n_chunks), n_chunks, results, progress)
+            _compile_in_workers(min(jobs, n_chunks), chunks, results, progress)
         else:
             for i in range(n_chunks):
                 results[i] = _compile_chunk(i)
@@ -397,28 +524,104 @@ def compile_blocks(blocks: dict[int, Block], *, opt_level: int = 2, jobs: int | 
         "llvm_seconds": round(sum(r.llvm_seconds for r in results), 3),
         "ir_bytes": sum(r.ir_bytes for r in results),
         "chunks": n_chunks,
+        "tiers": _tier_stats(chunks, results),
     }
     return objects, untranslated, timings
 
 
-def _compile_in_workers(workers: int, n_chunks: int, results: list[ChunkResult],
-                        progress: Callable[[str], None] | None) -> None:
-    """Compile the chunks in forked worker processes (they inherit _WORK).
-
-    A worker that dies (LLVM aborts on a fatal error instead of raising)
-    fails the build with a BuildError: a multiprocessing.Pool would wait
-    for its result forever."""
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_compile_chunk, i): i for i in range(n_chunks)}
+def _worker_loop(conn) -> None:
+    """A compile worker: chunk indices in, ("ok", result) or ("error", exception) out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent handles ^C and ends us
+    while True:
         try:
-            for done, fut in enumerate(as_completed(futures), start=1):
-                results[futures[fut]] = fut.result()
+            index = conn.recv()
+        except EOFError:
+            return
+        if index is None:
+            return
+        try:
+            reply = ("ok", _compile_chunk(index))
+        except Exception as e:   # noqa: BLE001 -- handed to the parent, which raises it
+            reply = ("error", e)
+        try:
+            conn.send(reply)
+        except Exception as e:   # noqa: BLE001 -- an exception that does not pickle
+            conn.send(("error", BuildError(f"compiling chunk {index} failed: {e}")))
+
+
+def _died(index: int, chunk: Chunk, n_chunks: int, exitcode: int | None) -> CompileWorkerDied:
+    what = (f"chunk {index + 1}/{n_chunks} ({chunk.tier} tier, {chunk.weight} guest instructions "
+            f"in {len(chunk.units)} functions)")
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+    else:
+        how = f"exited with status {exitcode}"
+    if exitcode == -signal.SIGKILL:
+        hint = ("most likely the kernel's out-of-memory killer (see `dmesg`): free memory or "
+                "build with fewer jobs (-j)")
+    else:
+        hint = "LLVM aborted? `aotc build -j 1` shows LLVM's own message"
+    return CompileWorkerDied(f"a compile worker process died ({how}) while compiling {what}: {hint}",
+                             chunk=index, tier=chunk.tier, instructions=chunk.weight,
+                             exitcode=exitcode)
+
+
+def _compile_in_workers(workers: int, chunks: list[Chunk], results: list[ChunkResult],
+                        progress: Callable[[str], None] | None) -> None:
+    """Compile the chunks in forked worker processes (they inherit _WORK),
+    handing each worker one chunk at a time, so no more than ``workers``
+    modules are in LLVM at once and the parent knows which chunk each worker
+    holds: a worker that dies (LLVM aborts on a fatal error instead of
+    raising; the OOM killer) fails the build with a CompileWorkerDied naming
+    the chunk."""
+    ctx = multiprocessing.get_context("fork")
+    n_chunks = len(chunks)
+    todo = deque(range(n_chunks))        # plan_chunks put the heaviest first
+    pool: list[list] = []                # [process, connection, chunk index or None]
+    try:
+        for _ in range(workers):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_worker_loop, args=(theirs,), daemon=True)
+            proc.start()
+            theirs.close()
+            pool.append([proc, mine, None])
+
+        def feed(w: list) -> None:
+            w[2] = todo.popleft() if todo else None
+            w[1].send(w[2])
+
+        for w in pool:
+            feed(w)
+        done = 0
+        while done < n_chunks:
+            busy = [w for w in pool if w[2] is not None]
+            ready = multiprocessing.connection.wait([w[1] for w in busy] + [w[0].sentinel for w in busy])
+            for w in busy:
+                if w[1] not in ready and w[0].sentinel not in ready:
+                    continue
+                try:
+                    reply = w[1].recv() if w[1].poll() else None
+                except (EOFError, OSError):
+                    reply = None
+                if reply is None:
+                    w[0].join(5)
+                    raise _died(w[2], chunks[w[2]], n_chunks, w[0].exitcode)
+                if reply[0] == "error":
+                    raise reply[1]
+                results[w[2]] = reply[1]
+                done += 1
                 if progress:
                     progress(f"compiled chunk {done}/{n_chunks}")
-        except BrokenProcessPool:
-            raise BuildError("a compile worker process died (LLVM aborted?); `aotc build -j 1` "
-                             "shows LLVM's own message") from None
+                feed(w)
+    finally:
+        for proc, conn, _index in pool:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+            conn.close()
 
 
 def link_shared_object(objects: list[bytes]) -> bytes:
