@@ -56,10 +56,6 @@ def _x86_cases() -> list:
         # (docs/architecture.md, "Processes: fork, exec, wait").
         missing = {
             "forkexec": "fork of a KVM guest is not supported",
-            # Roadmap (issue 17): the KVM engine runs one vCPU, and its
-            # syscall loop delivers no signal frames yet.
-            "threads": "KVM engine: guest threads (a vCPU per thread) not implemented yet",
-            "signals": "KVM engine: signal handlers (x86_64 signal frames) not implemented yet",
         }
         why = missing.get(path.stem.split(".")[0])
         marks = [pytest.mark.skip(reason=why)] if why else []

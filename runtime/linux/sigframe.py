@@ -295,6 +295,13 @@ def frame_address(sp: int, altstack: tuple[int, int, int], use_altstack: bool) -
     return ((sp - FRAME_SIZE) & ~0xF) & _MASK64
 
 
+REQUIRES_RESTORER = False      # riscv64 handlers return to the kernel's trampoline
+
+
+def stack_pointer(state: GuestState) -> int:
+    return state.x[2]
+
+
 def push_frame(mem: GuestMemory, state: GuestState, info: SigInfo, *, blocked: int,
                altstack: tuple[int, int, int], use_altstack: bool, restorer: int,
                handler: int, sig: int) -> int:

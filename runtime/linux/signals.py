@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from runtime.linux.sigframe import SI_TKILL, SI_USER, SigInfo, push_frame, restore_frame
+from runtime.linux.sigframe import SI_TKILL, SI_USER, SigInfo
 from runtime.linux.syscall_base import GuestKilled, s32, syscall
 
 SIG_DFL, SIG_IGN = 0, 1
@@ -95,6 +95,17 @@ class SignalCalls:
         self._host_forwarded: set[int] = set()
         self._host_saved: dict[int, object] = {}
         self.catching = False          # some signal has a handler (blocking calls watch for signals)
+
+    @property
+    def sigframes(self):
+        """The ISA's signal-frame module: push_frame, restore_frame,
+        stack_pointer(state), REQUIRES_RESTORER (sigframe.py for riscv64,
+        sigframe_x86_64.py for x86_64 guests in KVM)."""
+        if self.abi.name == "x86_64":
+            from runtime.linux import sigframe_x86_64 as frames
+        else:
+            from runtime.linux import sigframe as frames
+        return frames
 
     # -- dispositions ----------------------------------------------------------
     def action(self, sig: int) -> tuple[int, int, int, int]:
@@ -333,14 +344,19 @@ class SignalCalls:
                 raise GuestKilled(sig)
             old_mask = t.saved_sigmask if t.saved_sigmask is not None else t.sigmask
             t.saved_sigmask = None
-            sp = state.x[2]
+            frames = self.sigframes
+            sp = frames.stack_pointer(state)
             alt_sp, alt_flags, alt_size = t.altstack
             on_alt = not alt_flags & SS_DISABLE and alt_sp <= sp < alt_sp + alt_size
             use_alt = bool(flags & SA_ONSTACK) and not alt_flags & SS_DISABLE and alt_size and not on_alt
-            ret = restorer if (flags & SA_RESTORER and restorer) else self.sigreturn_trampoline()
+            if flags & SA_RESTORER and restorer:
+                ret = restorer
+            else:
+                # x86_64 has no kernel trampoline: no SA_RESTORER is SIGSEGV
+                ret = 0 if frames.REQUIRES_RESTORER else self.sigreturn_trampoline()
             try:
-                push_frame(self.mem, state, info, blocked=old_mask, altstack=t.altstack,
-                           use_altstack=use_alt, restorer=ret, handler=handler, sig=sig)
+                frames.push_frame(self.mem, state, info, blocked=old_mask, altstack=t.altstack,
+                                  use_altstack=use_alt, restorer=ret, handler=handler, sig=sig)
             except Exception:
                 # No room for the frame (a bad stack): Linux forces SIGSEGV.
                 if sig == SIGSEGV:
@@ -629,7 +645,7 @@ class SignalCalls:
     def sys_sigaltstack(self, ss: int, old_ss: int) -> int:
         t = self.current
         new = self.mem.read(ss, 24) if ss else None
-        sp_now = t.state.x[2] if t.state is not None else 0
+        sp_now = self.sigframes.stack_pointer(t.state) if t.state is not None else 0
         cur_sp, cur_flags, cur_size = t.altstack
         on = not cur_flags & SS_DISABLE and cur_sp <= sp_now < cur_sp + cur_size
         if old_ss:
@@ -656,7 +672,7 @@ class SignalCalls:
 
         t = self.current
         try:
-            mask, ustack = restore_frame(self.mem, t.state)
+            mask, ustack = self.sigframes.restore_frame(self.mem, t.state)
         except Exception:
             raise GuestKilled(SIGSEGV) from None
         self.set_sigmask(t, mask)

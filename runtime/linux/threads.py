@@ -275,6 +275,9 @@ class ThreadCalls:
         pstate = parent.state
 
         def setup(state) -> None:
+            if self.abi.name == "x86_64":            # a vCPU's context (runtime/kvm/vm.py)
+                state.clone_from(pstate, newsp, tls if flags & CLONE_SETTLS else None)
+                return
             ctypes.memmove(ctypes.addressof(state), ctypes.addressof(pstate), ctypes.sizeof(state))
             state.x[10] = 0
             state.pc = pstate.pc + 4                  # past the ecall
