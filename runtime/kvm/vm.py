@@ -313,6 +313,13 @@ class KvmMachine:
                                       exe_path=exe_path, strace=strace)
             self.kernel.procfs.record_initial_stack(sp)
             self.kernel.max_memory = max_memory
+            # The Linux layer's copies from and to guest memory are fault-safe
+            # through the native core's handler (a page another thread unmaps
+            # during a system call fails the call, not aotrun).
+            from runtime import _native
+            from runtime.guest_memory import GUARD, GUARD_BELOW
+
+            _native.install_fault_handler(self.mem.base, self.mem.size + GUARD, GUARD_BELOW)
             self._setup_vm(device)
             v = self._new_vcpu()
             st = X86State(self)
@@ -767,6 +774,10 @@ class KvmMachine:
             k.terminate(status=0)            # stop any thread still running
             for th in self._host_threads:
                 th.join(timeout=2.0)
+            # The guest's interval timers end with it: a tick after the host
+            # gets its own dispositions back would kill aotrun.
+            for which in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+                signal.setitimer(which, 0)
             k.stop_signal_router()
 
     def _run_vcpu(self, v: _Vcpu) -> int:
@@ -839,6 +850,13 @@ class KvmMachine:
                 try:
                     if nr == NR_ARCH_PRCTL:
                         ret = self._arch_prctl(v, args[0], args[1])
+                    elif nr in MAPPING_SYSCALLS:
+                        # One thread at a time changes the mappings, and its
+                        # page tables follow before another can (the Linux
+                        # layer has no lock of its own around GuestMemory).
+                        with self._pt_lock:
+                            ret = kernel_syscall(nr, args)
+                            mapped = self._sync_page_tables()
                     else:
                         ret = kernel_syscall(nr, args)
                 except GuestExit as e:
@@ -852,7 +870,7 @@ class KvmMachine:
                     self._return_to(v, 3 if ring3 else 0, exact=True, flush=False)
                     continue
                 # Only these syscalls change mappings (mmap of files included).
-                flush = nr in MAPPING_SYSCALLS and self._sync_page_tables()
+                flush = nr in MAPPING_SYSCALLS and mapped
                 if v.tlb_gen != self._tlb_gen:
                     flush = True                      # another vCPU changed them
                     v.tlb_gen = self._tlb_gen
