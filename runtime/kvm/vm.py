@@ -919,6 +919,7 @@ class KvmMachine:
         st.interrupt = 0
         v.thread.clear_wake()
         st.trapno = st.err = st.cr2 = 0
+        st.frame_pushed = False
         try:
             self.kernel.deliver_signals(v.thread)
         except GuestKilled as e:
@@ -972,6 +973,8 @@ class KvmMachine:
                 self._fatal(GuestFault(signal.SIGSEGV, ctx.rip, "bad FPU state in a signal frame"))
             st.xsave_new = None
         ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(ctx), ctypes.sizeof(regs))
+        if ctx.rip >= 1 << 47:
+            exact = True        # sysretq to a non-canonical rip would fault in ring 0
         if cpl == 3:
             if flush and not exact:
                 regs.rcx, regs.r11, regs.rip = ctx.rip, ctx.rflags, USER_FLUSH
@@ -1188,7 +1191,10 @@ def run_kvm_image(image, path, guest_args: Sequence[str], *, env: dict[str, str]
                     "jit_compile_ms_p50": 0, "jit_compile_ms_p99": 0, "interp_instructions": 0,
                     "syscalls": machine.syscalls, "kvm_syscall_entry_ring": 3 if machine._ring3_entry else 0,
                     "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                    "missed_pcs": [],
+                    "missed_pcs": [], "vcpus": len(machine._vcpus),
+                    # the generic --stats lines read these too
+                    "aot_instructions": None, "aot_blocks_executed": None, "jit_instructions": 0,
+                    "jit_blocks_executed": 0, "interp_blocks_executed": 0, "image_coverage": None,
                 })
             machine.close()
     finally:
