@@ -10,6 +10,7 @@ the riscv64 tests (exit from a thread, SIGINT from outside, EINTR)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -113,3 +114,30 @@ def test_timeout_stops_every_vcpu(kvmprobe):
     assert proc.returncode == 124, proc.stderr.decode()
     assert proc.stdout == b"ready\n"
     assert time.monotonic() - t0 < 20
+
+
+@pytest.fixture(scope="module")
+def goprobe(tmp_path_factory, build_image_cached) -> tuple[Path, Path]:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("no Go toolchain (apt-get install golang-go)")
+    out = tmp_path_factory.mktemp("goprobe") / "goprobe"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(out.parent), "CGO_ENABLED": "0",
+           "GOOS": "linux", "GOARCH": "amd64", "GOCACHE": str(out.parent / "cache"), "GOFLAGS": "-mod=mod",
+           "GO111MODULE": "off"}
+    proc = subprocess.run([go, "build", "-o", str(out), str(DATA / "kvm_goprobe.go")],
+                          capture_output=True, env=env)
+    if proc.returncode != 0:
+        pytest.skip(f"go build failed: {proc.stderr.decode()[-300:]}")
+    return out, build_image_cached(out)
+
+
+def test_go_threads_preemption_and_signals(goprobe):
+    """A static Go program: goroutines on several vCPUs, asynchronous
+    preemption of a loop without calls (SIGURG handler changing the frame's
+    context), os/signal, timers; as natively."""
+    exe, image = goprobe
+    native = run_tool([str(exe)], timeout=60)
+    got = run_tool([*aotrun_cmd(), str(image)], timeout=120)
+    assert got.stdout.decode() == native.stdout.decode(), got.stderr.decode()
+    assert got.returncode == native.returncode == 0
