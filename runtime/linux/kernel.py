@@ -34,6 +34,7 @@ import resource as _resource
 import stat as _stat
 import select
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -286,6 +287,14 @@ def _quote(data: bytes, limit: int = 32) -> str:
 # The kernel
 # --------------------------------------------------------------------------
 
+# System calls that change the guest's memory map: one at a time (mm_lock),
+# as Linux serialises them on mmap_lock.
+MM_SYSCALLS: frozenset[str] = frozenset({
+    "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "msync", "mlock", "mlock2",
+    "munlock", "mlockall", "munlockall", "shmat", "shmdt", "pkey_mprotect",
+})
+
+
 class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, HwprobeCalls):
     """The emulated kernel state of one guest process and its syscall entry point."""
 
@@ -299,6 +308,8 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, Hw
         self.on_icache_flush: Callable[[], None] | None = None
         # Called in the child after a guest fork (process_calls.py), by the Machine.
         self.on_fork_child: Callable[[], None] | None = None
+        # Held by the memory-map system calls (MM_SYSCALLS) and across fork.
+        self.mm_lock = threading.RLock()
         # The CPUs the guest sees (runtime/linux/cpus.py).
         self.ncpus = guest_cpu_count()
         # Held across os.fork by the forking thread (the Machine's JIT lock):
@@ -342,7 +353,19 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, Hw
                 fn = getattr(self, meth)
                 code = fn.__func__.__code__
                 nargs = 6 if code.co_flags & 0x04 else code.co_argcount - 1
+                if name in MM_SYSCALLS:
+                    fn = self._under_mm_lock(fn)
                 self._handlers[nr] = (fn, kinds, rkind, name, nargs)
+
+    def _under_mm_lock(self, fn: Callable[..., int]) -> Callable[..., int]:
+        """``fn`` holding ``mm_lock``: a memory-map call reads the layout, then
+        changes it (pick a free range, then map it); two threads doing that at
+        once could both pick the same range, and GuestMemory's bookkeeping is
+        not safe against concurrent changes."""
+        def locked(*a: int) -> int:
+            with self.mm_lock:
+                return fn(*a)
+        return locked
 
     # -- entry point -------------------------------------------------------
     def syscall(self, nr: int, args: Sequence[int]) -> int:

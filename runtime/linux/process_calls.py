@@ -330,7 +330,7 @@ class ProcessCalls:
             except (OSError, ValueError):
                 pass
         try:
-            with self.fork_guard():
+            with self.fork_guard(), self.mm_lock:
                 pid = os.fork()
         except OSError:
             for fd in (release_r, release_w):
