@@ -19,10 +19,17 @@ reported on its own from hello) would otherwise decide the ratio of a
 (0.15-0.35 s natively) instead.  The JIT run always uses the defaults: it
 measures compile latency, which does not depend on the workload.
 
-    python bench/run.py [--reps 3] [--only crc32,matmul] [--workload long|short]
-                        [--no-jit] [--write-docs]
+    python bench/run.py [--suite kernels|real|all] [--reps 3] [--only crc32,matmul]
+                        [--workload long|short] [--no-jit] [--json] [--write-docs]
+                        [--coremark-src PATH] [--jit-timed]
 
---write-docs replaces the generated section of docs/performance.md and
+--suite real runs the real-program set instead (bench/real.py: Lua, zstd,
+SQLite's speedtest1, pcre2grep, CoreMark with --coremark-src; built from
+source into ~/.cache/aotc/thirdparty), all both; the measuring, the
+interleaving, medians, ratios and geomeans are shared (``interleave``,
+``speeds``, ``geomean``).
+
+--write-docs replaces the generated section(s) of docs/performance.md and
 writes docs/performance.png (needs matplotlib; skipped with a note if absent).
 """
 
@@ -32,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bench" / "bin"
@@ -51,14 +60,65 @@ WORKLOADS = {"crc32": "2000", "indirect": "50000", "intmix": "10000", "matmul": 
              "nbody": "15000000", "recurse": "43", "stream": "75"}
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, bytes, int]:
-    """Wall time and stdout of one child process (peak RSS: see peak_rss)."""
+def run_measured(cmd: list[str], env: dict[str, str], cwd: str | Path | None = None,
+                 stdout: Path | None = None) -> tuple[float, bytes, float]:
+    """Wall time, stdout and CPU time (user + sys of the child and its
+    threads) of one child process (peak RSS: see peak_rss). With ``stdout``
+    a path, the output goes to that file (big outputs) and b"" is returned
+    for it."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, env=env)
+    if stdout is None:
+        proc = subprocess.run(cmd, capture_output=True, env=env, cwd=cwd)
+    else:
+        with open(stdout, "wb") as fh:
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, env=env, cwd=cwd)
     dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')[-2000:]}")
-    return dt, proc.stdout, 0
+    return dt, proc.stdout or b"", (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+
+
+Times = dict[str, list[float]]
+
+
+def interleave(runners: dict[str, list[str]], reps: int,
+               run: Callable[[str, list[str]], tuple[float, bytes, float]]) -> tuple[Times, dict[str, bytes], Times]:
+    """Every runner once per round, ``reps`` rounds (so a machine's slow
+    spell hits all of them alike): wall times per runner, each runner's
+    output and CPU times (``run(who, cmd)`` gives the wall time, what to
+    compare and the CPU time, like run_measured); a runner whose output
+    changes between its own runs is an error."""
+    times: Times = {k: [] for k in runners}
+    cpus: Times = {k: [] for k in runners}
+    outs: dict[str, bytes] = {}
+    for _ in range(reps):
+        for who, cmd in runners.items():
+            dt, out, cpu = run(who, cmd)
+            if who in outs and outs[who] != out:
+                sys.exit(f"{who}: output differs between runs of {' '.join(cmd)}")
+            times[who].append(dt)
+            cpus[who].append(cpu)
+            outs[who] = out
+    return times, outs, cpus
+
+
+def speeds(med: dict[str, float], startup: float | None = None) -> dict[str, float | None]:
+    """Ratios from medians (keys native, aotrun, qemu and optionally jit):
+    speed = native time / time, aotrun vs qemu = qemu time / aotrun time;
+    with ``startup``, aotrun's speed with that much taken out of its time."""
+    nat, aot, qemu = med["native"], med["aotrun"], med.get("qemu")
+    out: dict[str, float | None] = {
+        "aotrun_vs_native": nat / aot,
+        "qemu_vs_native": nat / qemu if qemu else None,
+        "aotrun_vs_qemu": qemu / aot if qemu else None,
+    }
+    if "jit" in med:
+        out["jit_vs_native"] = nat / med["jit"]
+    if startup is not None:
+        out["aotrun_vs_native_excl_startup"] = nat / (aot - startup) if aot > startup else None
+    return out
 
 
 def peak_rss(cmd: list[str], env: dict[str, str]) -> int:
@@ -93,27 +153,68 @@ def jit_run(aotrun: str, guest: Path, env: dict[str, str], tmp: str) -> tuple[di
             "jit_compile_ms_total": stats["jit_compile_ms_total"], "jit_compile_ms": lat}, out
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="aotc benchmark runner")
+    ap.add_argument("--suite", choices=("kernels", "real", "all"), default="kernels",
+                    help="kernels: bench/src (default); real: bench/real.py's programs; all: both")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated program names")
+    ap.add_argument("--only", default="", help="comma-separated program (or real-suite case) names")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--workload", choices=("long", "short"), default="long",
                     help="long: the arguments in WORKLOADS (1-2 s natively); short: the programs' defaults")
     ap.add_argument("--no-jit", action="store_true",
-                    help="skip the JIT-engine run per program (JIT compile latency)")
-    args = ap.parse_args()
+                    help="kernels: skip the JIT-engine run per program (JIT compile latency)")
+    ap.add_argument("--jit-timed", action="store_true",
+                    help="real: also time aotrun --engine jit on the guest ELF, interleaved with the others")
+    ap.add_argument("--coremark-src", type=Path, default=None, metavar="PATH",
+                    help="real: a checkout of https://github.com/eembc/coremark to build CoreMark from "
+                         "(git clone https://github.com/eembc/coremark PATH); without it CoreMark is left out")
+    args = ap.parse_args(argv)
+    if args.reps < 1:
+        ap.error("--reps must be at least 1")
+    if args.coremark_src is not None and not (args.coremark_src / "core_main.c").is_file():
+        ap.error(f"--coremark-src {args.coremark_src}: no core_main.c there (a checkout of "
+                 "https://github.com/eembc/coremark)")
+    return args
 
+
+def tools() -> tuple[str, str, str | None, dict[str, str]]:
+    """aotc, aotrun, qemu-riscv64 (None when absent) and the children's environment."""
     aotc, aotrun, qemu = shutil.which("aotc"), shutil.which("aotrun"), shutil.which("qemu-riscv64")
     if not (aotc and aotrun):
         sys.exit("aotc/aotrun not on PATH: pip install -e .")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "AOTC_CONFIG_DIR")}
+    return aotc, aotrun, qemu, env
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    results = {}
+    if args.suite in ("kernels", "all"):
+        results["kernels"] = run_kernels(args)
+    if args.suite in ("real", "all"):
+        import real
+
+        results["real"] = real.run_suite(args)
+    if args.json:
+        print(json.dumps(results[args.suite] if args.suite != "all" else results, indent=2))
+    if args.write_docs:
+        if "kernels" in results:
+            write_docs(*results["kernels"].values())
+        if "real" in results:
+            import real
+
+            real.write_docs(results["real"], kernels=results.get("kernels"))
+
+
+def run_kernels(args: argparse.Namespace) -> dict:
+    aotc, aotrun, qemu, env = tools()
     names = sorted(p.name.split(".")[0] for p in BIN.glob("*.riscv64"))
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     if not names:
         sys.exit("no benchmark binaries: run python bench/build.py")
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "AOTC_CONFIG_DIR")}
     rows = []
     with tempfile.TemporaryDirectory(prefix="aotc-bench-") as tmp:
         for name in names:
@@ -129,13 +230,7 @@ def main() -> None:
             runners = {"native": [str(native), *extra], "aotrun": [aotrun, str(image), *extra]}
             if qemu:
                 runners["qemu"] = [qemu, str(guest), *extra]
-            times: dict[str, list[float]] = {k: [] for k in runners}
-            outs: dict[str, bytes] = {}
-            for _ in range(args.reps):
-                for who, cmd in runners.items():
-                    dt, out, _ = run_measured(cmd, env)
-                    times[who].append(dt)
-                    outs[who] = out
+            times, outs, _ = interleave(runners, args.reps, lambda who, cmd: run_measured(cmd, env))
             jit: dict = {}
             if not args.no_jit:
                 jit, jit_out = jit_run(aotrun, guest, env, tmp)
@@ -149,9 +244,7 @@ def main() -> None:
             row = {
                 "program": name, "args": " ".join(extra),
                 "native_s": med["native"], "aotrun_s": med["aotrun"], "qemu_s": med.get("qemu"),
-                "aotrun_vs_native": med["native"] / med["aotrun"],
-                "qemu_vs_native": med["native"] / med["qemu"] if "qemu" in med else None,
-                "aotrun_vs_qemu": med["qemu"] / med["aotrun"] if "qemu" in med else None,
+                **speeds(med),
                 "build_s": build_s, "instructions": report["instructions"],
                 "insns_per_s": report["instructions"] / build_s,
                 "image_bytes": report["image_bytes"], "guest_code_bytes": report["guest_code_bytes"],
@@ -191,8 +284,6 @@ def main() -> None:
         "hello_glibc_startup_s": statistics.median(gstarts),
         "jit_latency": None if args.no_jit else jit_summary(rows),
     }
-    if args.json:
-        print(json.dumps({"rows": rows, "summary": summary}, indent=2))
     print(f"geomean: aotrun {summary['geomean_aotrun_vs_native']:.3f}x native "
           f"({summary['geomean_aotrun_vs_native_excl_startup']:.3f}x with start-up taken out)"
           + (f", {summary['geomean_aotrun_vs_qemu']:.2f}x qemu (qemu {summary['geomean_qemu_vs_native']:.3f}x native)" if qemu else ""))
@@ -203,8 +294,7 @@ def main() -> None:
               f"p99 {j['p99_ms']:.3f} ms; JIT run wall time total {j['jit_s_total']:.1f}s")
     else:
         print("JIT compile latency: skipped (--no-jit)")
-    if args.write_docs:
-        write_docs(rows, summary)
+    return {"rows": rows, "summary": summary}
 
 
 def jit_summary(rows: list[dict]) -> dict:
