@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -187,8 +186,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
         from aotc import build_cache
 
         cache_key = build_cache.build_key(
-            input_sha256=elf.sha256, opt_level=opt_level, jobs=jobs or os.cpu_count() or 1,
-            profile_pcs=profile_pcs, host_isa=platform.machine(), arena_bits=ARENA_BITS,
+            input_sha256=elf.sha256, opt_level=opt_level, profile_pcs=profile_pcs, host_isa=platform.machine(), arena_bits=ARENA_BITS,
             count=count, tier=tier, hot_pcs=hot_pcs or None)
         try:
             cached = build_cache.load(cache_key)

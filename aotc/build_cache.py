@@ -8,8 +8,8 @@ seconds; its result depends only on the inputs hashed into the cache key:
   version and a hash of every source file of the ``aotc`` package (so an
   edited translator never reuses code an older one produced),
 * every build option that changes the output: optimisation level, build
-  tier (``--tier``), profile entry and hot pcs, the effective number of
-  compile jobs, the host ISA and the guest arena size.
+  tier (``--tier``), profile entry and hot pcs, the host ISA and the guest
+  arena size (not ``-j``: the code is the same whatever the job count).
 
 An entry holds the linked host shared object and the translation's metadata
 (statistics, untranslated instructions), never a signature: a hit is signed
@@ -94,16 +94,17 @@ def source_tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def build_key(*, input_sha256: str, opt_level: int, jobs: int, profile_pcs: list[int] | None,
+def build_key(*, input_sha256: str, opt_level: int, profile_pcs: list[int] | None,
               host_isa: str, arena_bits: int, count: bool = False, tier: str = "auto",
               hot_pcs: list[int] | None = None) -> str:
-    """The cache key of one translation (hex SHA-256)."""
+    """The cache key of one translation (hex SHA-256).  The number of compile
+    jobs is not part of it: chunks are bounded in size, not counted from -j,
+    so the code is the same whatever -j was."""
     material = {
         "schema": SCHEMA,
         "input_sha256": input_sha256,
         "translator": translator_fingerprint(),
         "opt_level": opt_level,
-        "jobs": jobs,
         "profile_pcs": profile_pcs,
         "host_isa": host_isa,
         "arena_bits": arena_bits,

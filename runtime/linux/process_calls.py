@@ -912,8 +912,7 @@ class ProcessCalls:
             from aotc import build_cache
             from aotc.build import ARENA_BITS, guest_metadata
 
-            key = build_cache.build_key(input_sha256=target.sha256, opt_level=2,
-                                        jobs=os.cpu_count() or 1, profile_pcs=None,
+            key = build_cache.build_key(input_sha256=target.sha256, opt_level=2, profile_pcs=None,
                                         host_isa=platform.machine(), arena_bits=ARENA_BITS, count=False)
             if not build_cache.entry_path(key).exists():
                 return None
