@@ -103,21 +103,32 @@ def build_zstd(arch: str, out: Path, work: Path, logf) -> dict:
     return {"package": "libzstd", "version": version, "steps": steps}
 
 
-def build_sqlite(arch: str, out: Path, work: Path, logf) -> dict:
-    cc = _cc(arch)
+def build_sqlite_src(out: Path, work: Path, logf) -> dict:
+    """SQLite's amalgamation and speedtest1.c, made once for both arches
+    (``./configure && make sqlite3.c`` on the host takes minutes: tclsh,
+    lemon, mkkeywordhash)."""
     t0 = time.monotonic()
     version, tree = tp.fetch_source("sqlite3", work / "src", logf)
     steps = {"fetch": time.monotonic() - t0}
     if not (tree / "sqlite3.c").exists():
-        # the amalgamation is generated on the host (needs tclsh)
-        tp._need_tools("tclsh", "gcc", why="SQLite's amalgamation is generated with tclsh (apt-get install tcl)")
+        tp._need_tools("tclsh", "gcc", "make", why="SQLite's amalgamation is generated with tclsh (apt-get install tcl)")
         steps["configure"] = logf.run(["./configure"], cwd=tree)
         steps["make sqlite3.c"] = logf.run(["make", "sqlite3.c"], cwd=tree)
     out.mkdir(parents=True, exist_ok=True)
-    steps["cc"] = logf.run([cc, *CFLAGS, "-DSQLITE_THREADSAFE=0", "-DSQLITE_OMIT_LOAD_EXTENSION", "-I.",
-                            "-o", str(out / "speedtest1"), "test/speedtest1.c", "sqlite3.c", *LDFLAGS, "-lm"],
-                           cwd=tree)
+    for f in ("sqlite3.c", "sqlite3.h", "test/speedtest1.c"):
+        shutil.copy2(tree / f, out / Path(f).name)
     return {"package": "sqlite3", "version": version, "steps": steps}
+
+
+def build_sqlite(arch: str, out: Path, work: Path, logf) -> dict:
+    cc = _cc(arch)
+    src = tp.ensure("bench-sqlite-src", recipes())
+    steps = {"amalgamation": 0.0}
+    out.mkdir(parents=True, exist_ok=True)
+    steps["cc"] = logf.run([cc, *CFLAGS, "-DSQLITE_THREADSAFE=0", "-DSQLITE_OMIT_LOAD_EXTENSION", "-I.",
+                            "-o", str(out / "speedtest1"), "speedtest1.c", "sqlite3.c", *LDFLAGS, "-lm"],
+                           cwd=src.binary.parent)
+    return {"package": "sqlite3", "version": src.manifest["version"], "steps": steps}
 
 
 def build_pcre2(arch: str, out: Path, work: Path, logf) -> dict:
@@ -174,6 +185,7 @@ def recipes(coremark_src: Path | None = None) -> dict:
             out[f"bench-{prog}-{arch}"] = (
                 (lambda p=prog, a=arch: ["bench", RECIPE_REV, p, a, ARCHES[a], CFLAGS, LDFLAGS]),
                 (lambda o, w, lg, b=builder, a=arch: b(a, o, w, lg)), binary)
+    out["bench-sqlite-src"] = (lambda: ["bench", RECIPE_REV, "sqlite-src"], build_sqlite_src, "sqlite3.c")
     if coremark_src is not None:
         for arch in ARCHES:
             out[f"bench-coremark-{arch}"] = (
@@ -288,6 +300,21 @@ def expand(args: list[str], files: dict[str, str]) -> list[str]:
     return [a.format(**files) if a.startswith("{") else a for a in args]
 
 
+def image_for(built: "tp.Built", reuse: bool = False) -> Path:
+    """The cached aot image of ``built``: translated once per ELF and
+    translator (tests/thirdparty/sources.image keys it by the hash of every
+    aotc source file, so in a tree others are committing to, any edit
+    means minutes of translation again); with ``reuse``, the newest cached
+    image of the same ELF from any translator (aotrun refuses one of another
+    CODEGEN_VERSION; the docs name the translator key used)."""
+    if reuse:
+        images = sorted((tp.cache_root() / "images").glob(f"{built.binary.name}-{tp._sha256(built.binary)[:16]}-*.so"),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        if images:
+            return images[0]
+    return tp.image(built)
+
+
 def image_record(image: Path) -> dict:
     """The cached image's build record (tests/thirdparty/sources.image logs one per build)."""
     rec: dict = {}
@@ -322,7 +349,7 @@ def run_suite(args: argparse.Namespace) -> dict:
         except (tp.Unavailable, tp.BuildFailed) as e:
             sys.exit(f"{prog}: {e}")
         t0 = time.perf_counter()
-        images[prog] = tp.image(builds[prog]["riscv64"])     # translated once per ELF and translator
+        images[prog] = image_for(builds[prog]["riscv64"], args.reuse_images)
         records[prog] = {**image_record(images[prog]), "image_now_s": time.perf_counter() - t0,
                          "image": str(images[prog]),
                          "binaries": {a: str(b.binary) for a, b in builds[prog].items()},
@@ -392,7 +419,7 @@ def run_suite(args: argparse.Namespace) -> dict:
     summary = summarise(rows)
     summary.update(reps=args.reps, startup=start, programs=records, jit_timed=args.jit_timed,
                    load_before=load_before, load_after=os.getloadavg(), date=time.strftime("%Y-%m-%d"),
-                   commit=_git("rev-parse", "--short", "HEAD"),
+                   commit=_git("rev-parse", "--short", "HEAD"), aotc_key=tp.aotc_key(),
                    dirty=bool(_git("status", "--porcelain", "--untracked-files=no")),
                    command=command_line(args))
     print_summary(summary)
@@ -455,6 +482,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append("--coremark-src PATH")
     if args.jit_timed:
         parts.append("--jit-timed")
+    if args.reuse_images:
+        parts.append("--reuse-images")
     return " ".join(parts + ["--write-docs"])
 
 
@@ -513,6 +542,10 @@ def doc_lines(result: dict, kernels: dict | None = None) -> list[str]:
         k = kernels["summary"]
         lines.append(f"The kernel suite in the same run (table above): {k['geomean_aotrun_vs_native']:.3f}× native, "
                      f"{_x(k['geomean_aotrun_vs_qemu'])} qemu.")
+    keys = sorted({Path(r["image"]).stem.rsplit("-", 1)[-1] for r in s["programs"].values() if r.get("image")})
+    if keys and keys != [s.get("aotc_key")]:
+        lines += ["", f"Images translated by aotc key(s) {', '.join(keys)} (`--reuse-images`; the tree's key at "
+                  f"the run: {s.get('aotc_key')}; aotrun refuses an image of another CODEGEN_VERSION)."]
     st = s["startup"]
     lines += ["", "Start-up, `hello` (glibc, static) median of "
               f"{max(10, s['reps'])} interleaved runs: native {st['native_s']:.3f} s, "

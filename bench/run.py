@@ -167,6 +167,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="kernels: skip the JIT-engine run per program (JIT compile latency)")
     ap.add_argument("--jit-timed", action="store_true",
                     help="real: also time aotrun --engine jit on the guest ELF, interleaved with the others")
+    ap.add_argument("--reuse-images", action="store_true",
+                    help="real: run the newest cached aot image of each ELF even if aotc's sources changed since "
+                         "(in a tree others commit to, every commit would mean translating again)")
     ap.add_argument("--coremark-src", type=Path, default=None, metavar="PATH",
                     help="real: a checkout of https://github.com/eembc/coremark to build CoreMark from "
                          "(git clone https://github.com/eembc/coremark PATH); without it CoreMark is left out")

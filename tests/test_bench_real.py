@@ -77,7 +77,7 @@ def test_select_and_expand():
 def test_recipes_per_program_and_arch(tmp_path):
     rec = real.recipes()
     assert set(rec) == {f"bench-{p}-{a}" for p in ("lua", "zstd", "sqlite", "pcre2")
-                        for a in ("riscv64", "x86_64")}
+                        for a in ("riscv64", "x86_64")} | {"bench-sqlite-src"}
     keys = {name: r[0]() for name, r in rec.items()}
     assert len({str(k) for k in keys.values()}) == len(keys)       # no two share a cache entry
     assert rec["bench-sqlite-x86_64"][2] == "speedtest1"
@@ -95,6 +95,7 @@ def test_recipes_per_program_and_arch(tmp_path):
 def test_parse_args():
     a = run.parse_args([])
     assert a.suite == "kernels" and a.reps == 3 and a.coremark_src is None and not a.jit_timed
+    assert not a.reuse_images and run.parse_args(["--reuse-images"]).reuse_images
     a = run.parse_args(["--suite", "real", "--reps", "1", "--only", "lua", "--jit-timed"])
     assert (a.suite, a.reps, a.only, a.jit_timed) == ("real", 1, "lua", True)
     with pytest.raises(SystemExit):
@@ -110,7 +111,7 @@ def test_parse_args():
 def _ns(**kw):
     import argparse
 
-    base = dict(suite="real", reps=3, only="", coremark_src=None, jit_timed=False)
+    base = dict(suite="real", reps=3, only="", coremark_src=None, jit_timed=False, reuse_images=False)
     return argparse.Namespace(**{**base, **kw})
 
 
