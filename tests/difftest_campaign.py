@@ -4,6 +4,8 @@
     python tests/difftest_campaign.py --check-encoder        # encoders vs GNU as
     python tests/difftest_campaign.py --b 1.0 --cases 2000   # with Zba/Zbb/Zbs (qemu 7.2 has them)
     python tests/difftest_campaign.py --zicond 0.5 --engines aot,jit,interp   # Zicond: no reference emulator
+    python tests/difftest_campaign.py --zfh 0.5 --cases 1000         # Zfhmin, qemu with -cpu rv64,Zfh=true
+    python tests/difftest_campaign.py --zcb 0.5 --zfa 0.5 --mop 0.3 --engines aot,jit,interp
 
 Cases come from ``tests/rv64gen.py`` in batches (one ELF, one AOT image and
 one start of each engine per batch).  Every engine must produce the same
@@ -58,6 +60,10 @@ def aotrun_cmd() -> list[str]:
     return [sys.executable, "-m", "runtime.cli"] if TREE else conftest.aotrun_cmd()
 
 
+# Extra qemu-riscv64 options (``--zfh``: ``-cpu rv64,Zfh=true``).
+QEMU_ARGS: list[str] = []
+
+
 def run_engines(prog: g.Program, workdir: Path, engines: tuple[str, ...], build_image=None) -> dict[str, bytes]:
     """Each engine's output bytes (an EngineFailure propagates)."""
     guest = workdir / "guest"
@@ -83,7 +89,7 @@ def _run_one(name: str, prog: g.Program, guest: Path, workdir: Path, build_image
     if name in ("jit", "interp"):
         return g.run_subprocess([*aotrun_cmd(), f"--engine={name}", str(guest)], cwd=TREE)
     if name == "qemu":
-        return g.run_subprocess([g.qemu_path(), str(guest)])
+        return g.run_subprocess([g.qemu_path(), *QEMU_ARGS, str(guest)])
     if name == "unicorn":
         return g.run_unicorn(prog)
     raise ValueError(f"unknown engine {name}")
@@ -182,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zicond", type=float, default=0.0, metavar="WEIGHT",
                     help="draw czero.eqz/czero.nez with this weight; qemu 7.2 and Unicorn predate Zicond, "
                          "so they are left out of such a run")
+    for flag, what in (("zfh", "Zfhmin (flh/fsh, fmv.x.h/h.x, conversions); qemu 7.2 checks them with "
+                                "-cpu rv64,Zfh=true, Unicorn cannot"),
+                       ("zcb", "Zcb compressed forms; no emulator here has them"),
+                       ("zfa", "Zfa (fli, fminm/fmaxm, fround, fcvtmod, fleq/fltq); no emulator here has them"),
+                       ("mop", "Zimop/Zcmop, Zawrs and Zicbom/Zicboz; no emulator here has them")):
+        ap.add_argument(f"--{flag}", type=float, default=0.0, metavar="WEIGHT",
+                        help=f"draw {what} with this weight (default 0: none)")
     args = ap.parse_args(argv)
 
     if args.check_encoder:
@@ -203,18 +216,24 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PYTHONPATH"] = str(TREE)
         build_native_module(TREE)
     want = tuple(args.engines.split(","))
-    if args.zicond:
+    no_emulator = [f"--{f}" for f in ("zicond", "zcb", "zfa", "mop") if getattr(args, f)]
+    if no_emulator:
         dropped = [e for e in want if e in ("qemu", "unicorn")]
         if dropped:
-            print(f"note: --zicond: leaving out {','.join(dropped)} (no Zicond there)", file=sys.stderr)
+            print(f"note: {' '.join(no_emulator)}: leaving out {','.join(dropped)} (they lack these)",
+                  file=sys.stderr)
         want = tuple(e for e in want if e not in ("qemu", "unicorn"))
+    if args.zfh:
+        QEMU_ARGS[:] = ["-cpu", "rv64,Zfh=true"]
     engines = engines_available(want)
     b_exclude: tuple[str, ...] = ()
     if args.b and "qemu" in engines:
         b_exclude = g.QEMU72_B_EXCLUDE
         print(f"note: --b with qemu: leaving out {','.join(b_exclude)} (qemu 7.2 bug, see rv64gen.py)",
               file=sys.stderr)
-    opts = g.GenOptions(rmm=not args.no_rmm, b_ops=args.b, zicond_ops=args.zicond, b_exclude=b_exclude)
+    opts = g.GenOptions(rmm=not args.no_rmm, b_ops=args.b, zicond_ops=args.zicond, b_exclude=b_exclude,
+                        zfh_ops=args.zfh, zcb_ops=args.zcb, zfa_ops=args.zfa, mop_ops=args.mop)
+    extensions = opts.b_ops or opts.zicond_ops or opts.zfh_ops or opts.zcb_ops or opts.zfa_ops or opts.mop_ops
     start = time.time()
     run = diverged = unicorn_limits = failures = 0
     seen: set[frozenset[str]] = set()
@@ -234,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             prog = g.build_program(cases)
             # Unicorn has no B or Zicond: it runs only the Unicorn-profile batches then.
             batch_engines = engines
-            if not unicorn_safe and (opts.b_ops or opts.zicond_ops):
+            if not unicorn_safe and extensions:
                 batch_engines = tuple(e for e in engines if e != "unicorn")
             try:
                 outs = run_engines(prog, workdir, batch_engines)
