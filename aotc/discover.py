@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from aotc.errors import DecodeError
-from aotc.isa.riscv64.decoder import decode, direct_targets, is_block_end
+from aotc.isa.riscv64.decoder import JumpConstants, decode, direct_targets, is_block_end
 from aotc.isa.riscv64.fflags_idiom import FFLAGS_CSR, trio_at
 from aotc.isa.riscv64.insn import Insn
 
@@ -215,12 +215,14 @@ def discover(code_ranges: list[CodeRange], data_ranges: list[bytes], entries: di
             if pc in visited or not code.contains(pc):
                 continue
             leaders.add(pc)
+            consts = JumpConstants()
             while True:
                 visited.add(pc)
                 insn = decode_at(pc)
                 if insn is None:
                     break
-                for t in direct_targets(insn):
+                computed = consts.step(insn)
+                for t in (*direct_targets(insn), *(() if computed is None else (computed,))):
                     if code.contains(t):
                         leaders.add(t)
                         if t not in visited:

@@ -76,3 +76,35 @@ def test_undecodable_bytes_become_trap_blocks():
     d = discover([CodeRange(BASE, code)], [], {"entry": [BASE, BASE + 4]})
     assert BASE + 4 in d.undecodable
     assert BASE + 8 in d.blocks
+
+
+def auipc(rd: int, imm20: int) -> int:
+    return ((imm20 & 0xFFFFF) << 12) | (rd << 7) | 0x17
+
+
+def jalr(rd: int, rs1: int, imm: int) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x67
+
+
+def test_a_jump_through_an_address_built_in_place_is_an_entry():
+    """``auipc t1, 0; addi t1, t1, 28; jr -4(t1)`` (riscv-tests' rv64ui-jalr):
+    the target lies inside straight-line code nothing else enters, so only
+    following the constant finds it (the image missed it before)."""
+    T1 = 6
+    code = words(
+        auipc(T1, 0),          # 0x10000: t1 = 0x10000
+        addi(T1, T1, 28),      # 0x10004: t1 = 0x1001c
+        jalr(0, T1, -4),       # 0x10008: jr -4(t1) -> 0x10018
+        addi(10, 0, 1),        # 0x1000c: (swept: after a block end)
+        addi(10, 0, 2),        # 0x10010
+        addi(10, 0, 3),        # 0x10014
+        addi(10, 0, 4),        # 0x10018: the target, in the middle of the swept block
+        RET,                   # 0x1001c
+    )
+    d = discover([CodeRange(BASE, code)], [], {"entry": [BASE]})
+    assert BASE + 0x18 in d.blocks
+    # a clobbered base register is not followed: t1 overwritten by an unknown value
+    code = words(auipc(T1, 0), addi(T1, T1, 28), 0x0003B303, jalr(0, T1, -4),   # ld t1, 0(t2)
+                 addi(10, 0, 1), addi(10, 0, 2), addi(10, 0, 3), RET)
+    d = discover([CodeRange(BASE, code)], [], {"entry": [BASE]})
+    assert BASE + 0x18 not in d.blocks

@@ -583,3 +583,44 @@ def direct_targets(insn: Insn) -> tuple[int, ...]:
     if m in BRANCHES:
         return ((insn.pc + insn.imm) & _MASK64, (insn.pc + insn.size) & _MASK64)
     return ()
+
+
+class JumpConstants:
+    """Integer registers with a value known along one straight-line walk of
+    code (``lui``/``auipc`` and ``addi`` on them), enough to resolve the
+    target of a ``jalr`` through an address built in place — ``auipc t1,
+    hi; addi t1, t1, lo; jr off(t1)`` — which ``direct_targets`` cannot see.
+
+    Discovery only: a target found is one more block entry (an entry too
+    many costs a block, never correctness), so values are not undone where
+    another path joins the walk."""
+
+    __slots__ = ("known",)
+
+    def __init__(self) -> None:
+        self.known: dict[int, int] = {0: 0}          # x0
+
+    def step(self, insn: Insn) -> int | None:
+        """Track ``insn``; for a ``jalr`` whose base is known, its target."""
+        m, known = insn.mnemonic, self.known
+        target = None
+        value = None
+        if m == "lui":
+            value = insn.imm & _MASK64
+        elif m == "auipc":
+            value = (insn.pc + insn.imm) & _MASK64
+        elif m == "addi" and insn.rs1 in known:
+            value = (known[insn.rs1] + insn.imm) & _MASK64
+        elif m == "jalr" and insn.rs1 in known:
+            target = (known[insn.rs1] + insn.imm) & _MASK64 & ~1
+        if insn.rd:
+            # Any other write (integer or, conservatively, an f register of
+            # the same number) forgets the register.
+            if value is None or m not in _CONSTANT_MNEMONICS:
+                known.pop(insn.rd, None)
+            else:
+                known[insn.rd] = value
+        return target
+
+
+_CONSTANT_MNEMONICS = frozenset(("lui", "auipc", "addi"))
