@@ -477,8 +477,11 @@ def prune() -> None:
                 with locked(name):
                     log.info("prune: %s", d)
                     shutil.rmtree(d)
-        if (current / "manifest.json").exists():
-            keep_images.add(f"{program}-{_sha256(current / 'out' / program)[:16]}-{aotc_key()}.so")
+    # images of every build still in the cache (bench/real.py's recipes too), current translator
+    for manifest in root.glob("*/*/manifest.json"):
+        binary = Path(json.loads(manifest.read_text())["binary"])
+        if binary.is_file():
+            keep_images.add(f"{binary.name}-{_sha256(binary)[:16]}-{aotc_key()}.so")
     for img in (root / "images").glob("*.so"):
         if img.name not in keep_images:
             log.info("prune: %s", img)
