@@ -7,6 +7,8 @@ import io
 import os
 import stat
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
@@ -368,6 +370,43 @@ def test_ioctl_and_fcntl(k, g, mem, tmp_path):
     # The dup shares the file offset with the original.
     assert sc(k, "lseek", 20, 1, 0) == 1
     assert sc(k, "lseek", fd, 0, 1) == 1
+
+
+def test_record_locks_are_the_host_files_locks(k, g, mem, tmp_path):
+    """fcntl F_SETLK/F_GETLK/F_OFD_*: SQLite's default VFS locks its
+    database this way (it failed with "disk I/O error" on EINVAL). The
+    locks are the host file's, seen by other processes as on Linux."""
+    f = tmp_path / "db"
+    f.write_bytes(bytes(4096))
+    fd = sc(k, "openat", AT_FDCWD, g.str(f), os.O_RDWR, 0)
+    lk = g.alloc(32)
+
+    def flock(l_type: int, start: int, length: int) -> None:
+        mem.write(lk, struct.pack("<hhxxxxqqixxxx", l_type, 0, start, length, 0))
+
+    flock(1, 100, 10)                                                   # F_WRLCK bytes 100..109
+    assert sc(k, "fcntl", fd, 6, lk) == 0                               # F_SETLK
+    # Another process sees the guest's lock, and its holder.
+    probe = ("import fcntl, os, struct, sys\n"
+             "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "out = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 0, 0))\n"
+             "t, w, start, length, pid = struct.unpack('hhqqi', out)\n"
+             "print(t, start, length, pid)\n")
+    seen = subprocess.run([sys.executable, "-c", probe, str(f)], capture_output=True, text=True, check=True)
+    assert seen.stdout.split() == ["1", "100", "10", str(os.getpid())]
+    # F_GETLK from the guest on a range it does not conflict with: F_UNLCK back.
+    flock(1, 0, 10)
+    assert sc(k, "fcntl", fd, 5, lk) == 0 and struct.unpack_from("<h", mem.read(lk, 2))[0] == 2
+    flock(2, 100, 10)                                                   # F_UNLCK
+    assert sc(k, "fcntl", fd, 6, lk) == 0
+    seen = subprocess.run([sys.executable, "-c", probe, str(f)], capture_output=True, text=True, check=True)
+    assert seen.stdout.split()[0] == "2"                                # nothing held
+    # An open-file-description lock (F_OFD_SETLK) needs l_pid 0, as on Linux.
+    flock(0, 0, 0)                                                      # F_RDLCK, whole file
+    assert sc(k, "fcntl", fd, 37, lk) == 0
+    mem.write(lk, struct.pack("<h", 7))                                 # a bad l_type
+    assert sc(k, "fcntl", fd, 6, lk) == -errno.EINVAL
+    assert sc(k, "fcntl", fd, 6, 8) == -errno.EFAULT                    # a bad pointer
 
 
 def test_ioctl_tty_passthrough(k, g, mem):

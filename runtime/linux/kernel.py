@@ -72,6 +72,15 @@ O_DIRECT_HOST = 0o40000
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_DUPFD_CLOEXEC = 1030
+# Record locks (struct flock: the same 32-byte layout on riscv64, aarch64 and
+# x86_64 — l_type, l_whence, l_start, l_len, l_pid — and the same numbers),
+# passed to the host: they are the host file's locks, shared with every
+# other process as on Linux.
+F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+_LOCK_CMDS = frozenset((F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW))
+_FLOCK_SIZE = 32
+F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS = 1031, 1032, 1033, 1034
 FD_CLOEXEC = 1
 
 PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -989,6 +998,21 @@ class LinuxKernel(IoCalls, ProcessCalls, SignalCalls, ThreadCalls, MiscCalls, Hw
         if cmd == F_SETFL:
             _fcntl.fcntl(host, _fcntl.F_SETFL, self.abi.open_flags_to_host(arg & 0xFFFFFFFF))
             return 0
+        if cmd in _LOCK_CMDS:
+            raw = self.mem.read(arg, _FLOCK_SIZE)
+            l_type, l_whence = struct.unpack_from("<hh", raw)
+            if l_type not in (0, 1, 2) or l_whence not in (0, 1, 2):     # F_RDLCK..F_UNLCK, SEEK_*
+                return -_errno.EINVAL
+            # F_SETLKW waits with the GIL released; a guest signal does not
+            # cut the wait short (a documented limit).
+            out = _fcntl.fcntl(host, cmd, raw)
+            if cmd in (F_GETLK, F_OFD_GETLK):
+                self.mem.write(arg, out)
+            return 0
+        if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ, F_GET_SEALS):
+            return _fcntl.fcntl(host, cmd, arg & 0x7FFFFFFF if cmd == F_SETPIPE_SZ else 0)
+        if cmd == F_ADD_SEALS:
+            return _fcntl.fcntl(host, cmd, arg & 0xFFFFFFFF)
         return -_errno.EINVAL
 
     @_sys("dup", "fd")
