@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from aotc import __version__
+from aotc.build_cache import DEFAULT_TIER
 from aotc.errors import ElfError, UnsupportedGuestError
 
 ARENA_BITS = 32
@@ -35,7 +36,7 @@ class BuildReport:
     # --tier, and per tier actually used ("opt", "fast"): chunks, functions,
     # blocks and instructions (of regions), CPU seconds of lifting and LLVM,
     # instructions per CPU second (see aotc.backend.compile._tier_stats).
-    tier: str = "auto"
+    tier: str = DEFAULT_TIER
     tiers: dict[str, dict] = field(default_factory=dict)
     # "hit" (translation reused from the build cache), "miss" (translated and
     # stored) or "off" (--no-cache, a --dump-dir build, or a KVM image).
@@ -156,7 +157,7 @@ def guest_metadata(elf, guest: Path, *, engine: str) -> dict:
 def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_level: int = 2,
                 progress: Callable[[str], None] | None = None,
                 dump_dir: Path | None = None, profile: Path | None = None,
-                use_cache: bool = False, count: bool = False, tier: str = "auto") -> BuildReport:
+                use_cache: bool = False, count: bool = False, tier: str = DEFAULT_TIER) -> BuildReport:
     """Translate ``guest`` and write the signed image to ``output``.
 
     With ``use_cache`` the translation is looked up in (and stored into) the

@@ -94,8 +94,15 @@ def source_tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+# The default build tier.  "opt" (everything through -O2): "auto" saves a
+# quarter of the build CPU but its static evidence misses loops that run
+# through a jump table (an interpreter's dispatch), and real interpreters
+# ran 1.5-2.8x slower for it (Lua 5.4, pcre2; docs/adr/0002-build-tiers.md).
+DEFAULT_TIER = "opt"
+
+
 def build_key(*, input_sha256: str, opt_level: int, profile_pcs: list[int] | None,
-              host_isa: str, arena_bits: int, count: bool = False, tier: str = "auto",
+              host_isa: str, arena_bits: int, count: bool = False, tier: str = DEFAULT_TIER,
               hot_pcs: list[int] | None = None) -> str:
     """The cache key of one translation (hex SHA-256).  The number of compile
     jobs is not part of it: chunks are bounded in size, not counted from -j,

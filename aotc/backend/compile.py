@@ -34,7 +34,7 @@ from aotc.backend.llvm_builder import (
     block_declaration,
     block_symbol,
 )
-from aotc.backend.regions import _cycles, form_regions, return_point, successors
+from aotc.backend.regions import _cycles, ends_in_indirect_jump, form_regions, return_point, successors
 from aotc.discover import Block
 from aotc.errors import AotcError, BuildError, CompileWorkerDied
 from aotc.isa.riscv64.fflags_idiom import fflags_read_dead, trio_starts
@@ -324,8 +324,11 @@ def unit_tiers(blocks: dict[int, Block], regions, units: list[tuple[int, Unit]],
 
     Opt: a region with a block on a cycle of the control-flow graph (a loop,
     calls inside it included), an entry (a second function for such a
-    loop), a region in a cycle of the direct call graph (recursion), a small
-    leaf function (``SMALL_LEAF_INSNS``), and any unit holding a pc of
+    loop), a region in a cycle of the direct call graph (recursion), a region
+    with an indirect jump that is not a call or return (a jump table: an
+    interpreter's dispatch loop runs through one, and the graph cannot see
+    that cycle; Lua was 2-2.8x slower without this), a small leaf function
+    (``SMALL_LEAF_INSNS``), and any unit holding a pc of
     ``hot_pcs``.  Fast: the rest, and every stand-alone copy (entered only
     when something enters the middle of a region; already unoptimised)."""
     succ: dict[int, tuple[int, ...]] = {}
@@ -360,8 +363,8 @@ def unit_tiers(blocks: dict[int, Block], regions, units: list[tuple[int, Unit]],
         elif kind == "entry":
             hot = True
         else:
-            hot = (any(m.pc in in_loop for m in members) or members[0].pc in recursive
-                   or small_leaf(weight, members))
+            hot = (any(m.pc in in_loop or ends_in_indirect_jump(m) for m in members)
+                   or members[0].pc in recursive or small_leaf(weight, members))
         hot = hot or any(m.pc in hot_pcs for m in members)
         out.append("opt" if hot else "fast")
     return out

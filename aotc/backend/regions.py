@@ -81,6 +81,17 @@ def successors(block: Block) -> tuple[tuple[int, ...], int | None]:
     return (last.next_pc,), None
 
 
+def ends_in_indirect_jump(block: Block) -> bool:
+    """True if ``block`` ends in a jump through a register that is neither a
+    call nor a return (``jr t0``): a switch's jump table, an interpreter's
+    dispatch, a tail call through a pointer.  Its targets are not in the
+    control-flow graph, so a loop through it is invisible there."""
+    if block.bad_pc is not None or not block.insns:
+        return False
+    last = block.insns[-1]
+    return last.mnemonic == "jalr" and last.rd not in LINK_REGS and last.rs1 not in LINK_REGS
+
+
 def return_point(block: Block) -> int | None:
     """The return point of the call ``block`` ends in, if it ends in one."""
     if block.bad_pc is not None or not block.insns:
