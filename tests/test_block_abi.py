@@ -19,7 +19,7 @@ from aotc.discover import CodeRange, discover
 from aotc.errors import RuntimeSetupError
 from runtime.machine import _check_block_abi
 from test_guest_exits import ECALL, addi, build, ld, sd
-from test_jit import auipc, jalr
+from test_jit import addiw, auipc, jalr
 from tests.test_discover import BASE, words
 
 A0, A1, A2, A7, SP, RA, T0, T1 = 10, 11, 12, 17, 2, 1, 5, 6
@@ -170,8 +170,8 @@ def test_jit_code_between_image_code_keeps_the_registers(tmp_path, config_dir):
     register in the state) changes s1 and calls F again; the sum of the
     registers is the exit status, so a register lost at a change of
     convention shows."""
-    # t1 = pc; t1 += 12; t1 += 8 (= the target); jr t1; nop (as test_jit.MISSING_WORDS)
-    hop = [auipc(T1, 0), addi(T1, T1, 12), addi(T1, T1, 8), jalr(0, T1, 0), addi(0, 0, 0)]
+    # t1 = pc; t1 += 12; t1 += 8 (addiw: = the target); jr t1; nop (as test_jit.MISSING_WORDS)
+    hop = [auipc(T1, 0), addi(T1, T1, 12), addiw(T1, T1, 8), jalr(0, T1, 0), addi(0, 0, 0)]
     setup = [addi(A0, 0, 1), addi(A1, 0, 2), addi(A2, 0, 3), addi(S0, 0, 4), addi(S1, 0, 5),
              addi(S2, 0, 6), addi(S3, 0, 7), addi(T0, 0, 8)]
     tail = [add(A0, A0, A1), add(A0, A0, A2), add(A0, A0, S0), add(A0, A0, S1), add(A0, A0, S2),

@@ -1,7 +1,8 @@
 """Fallback engines on a guest whose code the image does not cover.
 
 The hand-assembled guest computes a jump target arithmetically (``auipc`` +
-``addi``) and jumps there with ``jalr``.  Discovery cannot know the target:
+``addi`` + ``addiw``) and jumps there with ``jalr``.  Discovery cannot know
+the target (it follows ``auipc``/``addi`` into a ``jalr``, not ``addiw``):
 no direct branch reaches it, no data word points at it, and the linear sweep
 starts its descent at the ``nop`` right after the ``jalr`` and runs straight
 through the target, so the target is *inside* a block, never a block entry.
@@ -26,12 +27,16 @@ def auipc(rd: int, imm20: int) -> int:
     return ((imm20 & 0xFFFFF) << 12) | (rd << 7) | 0x17
 
 
+def addiw(rd: int, rs1: int, imm: int) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x1B
+
+
 def jalr(rd: int, rs1: int, imm: int) -> int:
     return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x67
 
 
-# t0 = pc; t0 += 12; t0 += 8 (= TARGET); jr t0; nop; TARGET: a0 = 42; a7 = 93; ecall (exit)
-MISSING_WORDS = [auipc(5, 0), addi(5, 5, 12), addi(5, 5, 8), jalr(0, 5, 0), addi(0, 0, 0),
+# t0 = pc; t0 += 12; t0 += 8 (32-bit add: = TARGET); jr t0; nop; TARGET: a0 = 42; a7 = 93; ecall (exit)
+MISSING_WORDS = [auipc(5, 0), addi(5, 5, 12), addiw(5, 5, 8), jalr(0, 5, 0), addi(0, 0, 0),
                  addi(10, 0, 42), addi(17, 0, 93), ECALL]
 
 
