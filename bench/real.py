@@ -49,6 +49,7 @@ for _p in (ROOT, HERE):        # tests.thirdparty.sources; bench/run.py's shared
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from tests.thirdparty import corpus  # noqa: E402
 from tests.thirdparty import sources as tp  # noqa: E402
 
 from run import DOC, END as KERNELS_END, geomean, interleave, run_measured, speeds, tools  # noqa: E402
@@ -205,28 +206,11 @@ def ensure(prog: str, coremark_src: Path | None = None) -> dict[str, "tp.Built"]
 # inputs
 
 def make_corpus(size: int = CORPUS_BYTES, noise_one_in: int = NOISE_ONE_IN) -> bytes:
-    """The zstd test's generator (tests/test_thirdparty_zstd.py make_input,
-    which is ``noise_one_in=5``): text lines from a word list (compressible)
-    and hash-chained noise (incompressible), deterministic. The bench draws
-    noise less often: with one draw in five, noise is most of the bytes,
-    which zstd stores raw, and decompression has next to nothing to do."""
-    words = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-             "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
-    out = bytearray()
-    x = 0x2545F4914F6CDD1D
-    n = 0
-    while len(out) < size:
-        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
-        r = x >> 29
-        if r % noise_one_in:
-            out += (" ".join(words[(r >> k) % len(words)] for k in range(0, 30, 5)) + f" {n}\n").encode()
-        else:
-            seed = x.to_bytes(8, "little")
-            for _ in range(r % 16 + 1):
-                seed = hashlib.sha256(seed).digest()
-                out += seed
-        n += 1
-    return bytes(out[:size])
+    """The zstd test's generator (tests/thirdparty/corpus.py, where the test
+    uses ``noise_one_in=5``). The bench draws noise less often: with one
+    draw in five, noise is most of the bytes, which zstd stores raw, and
+    decompression has next to nothing to do."""
+    return corpus.make_corpus(size, noise_one_in)
 
 
 # --------------------------------------------------------------------------

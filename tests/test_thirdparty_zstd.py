@@ -12,12 +12,12 @@ stdin to stdout.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
+from thirdparty.corpus import make_corpus
 from thirdparty.fixtures import engines_for, need_reference, program, target
 from thirdparty.harness import assert_same, reference, under_engine
 
@@ -36,23 +36,7 @@ def make_input(path: Path, size: int = SIZE) -> bytes:
     """~2 MB, deterministic: text lines (compressible) and hash-chained
     noise (incompressible), so that compression has real work at every
     level and output that differs is a real difference."""
-    words = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-             "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
-    out = bytearray()
-    x = 0x2545F4914F6CDD1D
-    n = 0
-    while len(out) < size:
-        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
-        r = x >> 29
-        if r % 5:
-            out += (" ".join(words[(r >> k) % len(words)] for k in range(0, 30, 5)) + f" {n}\n").encode()
-        else:
-            seed = x.to_bytes(8, "little")
-            for _ in range(r % 16 + 1):
-                seed = hashlib.sha256(seed).digest()
-                out += seed
-        n += 1
-    data = bytes(out[:size])
+    data = make_corpus(size, noise_one_in=5)
     path.write_bytes(data)
     return data
 
