@@ -433,22 +433,13 @@ class Machine:
         setup(state)
         child.state = state
         cpu = _Cpu(child, state)
-        started, go = threading.Event(), threading.Event()
-        box: dict[str, int] = {}
+        from runtime.linux.threads import start_parked_thread
 
-        def body() -> None:
-            box["tid"] = threading.get_native_id()
-            started.set()
-            go.wait()
-            self._thread_main(cpu)
-
-        th = threading.Thread(target=body, name="aotc-guest-thread", daemon=True)
-        th.start()
-        started.wait()
+        th, tid, go = start_parked_thread(lambda: self._thread_main(cpu), "aotc-guest-thread")
         self._cpus.append(cpu)
         self._host_threads.append(th)
-        self.kernel.register_thread(child, box["tid"])
-        return box["tid"], go.set
+        self.kernel.register_thread(child, tid)
+        return tid, go
 
     def _thread_main(self, cpu: _Cpu) -> None:
         """A guest thread other than the first, to its end."""

@@ -696,21 +696,12 @@ class KvmMachine:
             with self._vcpu_lock:
                 self._idle.append(v)
             raise
-        started, go = threading.Event(), threading.Event()
-        box: dict[str, int] = {}
+        from runtime.linux.threads import start_parked_thread
 
-        def body() -> None:
-            box["tid"] = threading.get_native_id()
-            started.set()
-            go.wait()
-            self._thread_main(v)
-
-        th = threading.Thread(target=body, name="aotc-vcpu", daemon=True)
-        th.start()
-        started.wait()
+        th, tid, go = start_parked_thread(lambda: self._thread_main(v), "aotc-vcpu")
         self._host_threads.append(th)
-        self.kernel.register_thread(child, box["tid"])
-        return box["tid"], go.set
+        self.kernel.register_thread(child, tid)
+        return tid, go
 
     def _thread_main(self, v: _Vcpu) -> None:
         from runtime.linux.threads import ThreadExit

@@ -68,6 +68,25 @@ from collections.abc import Callable  # noqa: E402
 
 from runtime.linux.syscall_base import GuestExit, GuestKilled, s32, syscall  # noqa: E402
 
+
+def start_parked_thread(run: Callable[[], None], name: str) -> tuple[threading.Thread, int, Callable[[], None]]:
+    """A daemon host thread for a new guest thread: started, its native tid
+    known, parked until the returned ``go()`` (the kernel writes the tid to
+    the guest before the thread runs), then ``run()``."""
+    started, go = threading.Event(), threading.Event()
+    box: dict[str, int] = {}
+
+    def body() -> None:
+        box["tid"] = threading.get_native_id()
+        started.set()
+        go.wait()
+        run()
+
+    th = threading.Thread(target=body, name=name, daemon=True)
+    th.start()
+    started.wait()
+    return th, box["tid"], go.set
+
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT = 0x1000, 0x2000, 0x4000, 0x8000
 CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x10000, 0x20000, 0x40000, 0x80000
