@@ -171,7 +171,7 @@ def build_image(guest: Path, output: Path, *, key, jobs: int | None = None, opt_
     elf = read_guest_elf(Path(guest))
     if elf.isa == platform.machine():
         # Same ISA as the host: no translation, the guest runs in a KVM vCPU.
-        from runtime.kvm.build import build_kvm_image
+        from aotc.kvm_image import build_kvm_image
 
         return build_kvm_image(elf, Path(guest), Path(output), key=key, t0=t0)
     if elf.isa not in SUPPORTED_AOT_ISAS:

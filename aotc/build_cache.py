@@ -60,7 +60,7 @@ def max_bytes() -> int:
     if not text:
         return DEFAULT_MAX_BYTES
     from aotc.errors import BuildError
-    from runtime.limits import parse_size
+    from aotc.sizes import parse_size
 
     try:
         return parse_size(text)

@@ -163,7 +163,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _size_option(parser: argparse.ArgumentParser, text: str | None) -> int | None:
-    from runtime.limits import parse_size
+    from aotc.sizes import parse_size
 
     if text is None:
         return None

@@ -224,7 +224,7 @@ def test_aotrun_without_usable_kvm_says_so(kvm_image, tmp_path):
 
 
 def test_parse_size():
-    from runtime.limits import parse_size
+    from aotc.sizes import parse_size
 
     assert parse_size("4096") == 4096
     assert parse_size("64M") == 64 << 20
